@@ -123,7 +123,7 @@ impl Checker<'_> {
                 },
                 Err(_) => {
                     self.report(
-                        Diagnostic::new(codes::BAD_SIZE, e.span, format!("integer literal `{s}` is too large"))
+                        Diagnostic::new(codes::BAD_LITERAL, e.span, format!("integer literal `{s}` is too large"))
                             .label("Int is 64-bit")
                             .hint("write it as a Real (`1e20`) if it is a real number"),
                     );
@@ -319,6 +319,23 @@ impl Checker<'_> {
                     _ => {}
                 },
             },
+            ExprKind::Field(inner, group) => {
+                // `t.a.pop`: the port `a.pop` of a box whose interface has a named factor `a`.
+                let target = match &inner.kind {
+                    ExprKind::Var(b) => Some((b, None)),
+                    ExprKind::Index(bb, idx) if idx.len() == 1 => match &bb.kind {
+                        ExprKind::Var(b) => Some((b, Some(&idx[0]))),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some((b, idx)) = target {
+                    if let Some(Res::Box(i)) = env.lookup(self, b) {
+                        let port = Ident { name: format!("{}.{}", group.name, field.name), span: group.span.to(field.span) };
+                        return env.box_port(self, i, idx, &port, span);
+                    }
+                }
+            }
             ExprKind::Index(inner, idx) if idx.len() == 1 => {
                 if let ExprKind::Var(b) = &inner.kind {
                     if let Some(Res::Box(i)) = env.lookup(self, b) {

@@ -119,6 +119,8 @@ impl Iface {
 pub struct NoPorts {
     /// The part that has none.
     pub span: Span,
+    /// The ports of two unnamed ⊗ factors clash (an error even where it is not used).
+    pub clash: bool,
     /// Why, as a sentence.
     pub why: String,
 }
@@ -257,10 +259,10 @@ impl Checker<'_> {
             }
             PolyKind::Pow(base, e) => {
                 let PolyKind::Atom(bt) = &base.kind else {
-                    return Some(Err(NoPorts { span: p.span, why: "A power of a polynomial other than `y` is a product, which has no ports.".into() }));
+                    return Some(Err(NoPorts { clash: false, span: p.span, why: "A power of a polynomial other than `y` is a product, which has no ports.".into() }));
                 };
                 if !is_y(bt) {
-                    return Some(Err(NoPorts { span: p.span, why: "A power of a polynomial other than `y` is a product, which has no ports.".into() }));
+                    return Some(Err(NoPorts { clash: false, span: p.span, why: "A power of a polynomial other than `y` is a product, which has no ports.".into() }));
                 }
                 let ty = self.resolve_type(e, sizes);
                 if ty.is_error() {
@@ -279,7 +281,7 @@ impl Checker<'_> {
                 };
                 for m in &mut part.modes {
                     if m.outs.iter().any(|o| o.name == "pos") {
-                        return Some(Err(NoPorts { span: p.span, why: "A coefficient adds an out port `pos`, which this term already has.".into() }));
+                        return Some(Err(NoPorts { clash: false, span: p.span, why: "A coefficient adds an out port `pos`, which this term already has.".into() }));
                     }
                     m.outs.insert(0, PortSig { name: "pos".into(), ty: ty.clone(), span: c.span, doc: None });
                 }
@@ -305,7 +307,7 @@ impl Checker<'_> {
                     (Err(e), _) | (_, Err(e)) => return Some(Err(e)),
                 };
                 if pa.moded && pb.moded {
-                    return Some(Err(NoPorts { span: p.span, why: "Both factors of this ⊗ have modes; only one may.".into() }));
+                    return Some(Err(NoPorts { clash: false, span: p.span, why: "Both factors of this ⊗ have modes; only one may.".into() }));
                 }
                 let mut modes = Vec::new();
                 for ma in &pa.modes {
@@ -314,13 +316,13 @@ impl Checker<'_> {
                         let mut ins = ma.ins.clone();
                         for q in &mb.outs {
                             if outs.iter().any(|o| o.name == q.name) {
-                                return Some(Err(NoPorts { span: p.span, why: format!("Both factors have an out port `{}`: name the factors (`a: P ⊗ b: Q`).", q.name) }));
+                                return Some(Err(NoPorts { clash: true, span: p.span, why: format!("Both factors have an out port `{}`: name the factors (`a: P ⊗ b: Q`).", q.name) }));
                             }
                             outs.push(q.clone());
                         }
                         for q in &mb.ins {
                             if ins.iter().any(|o| o.name == q.name) {
-                                return Some(Err(NoPorts { span: p.span, why: format!("Both factors have an in port `{}`: name the factors (`a: P ⊗ b: Q`).", q.name) }));
+                                return Some(Err(NoPorts { clash: true, span: p.span, why: format!("Both factors have an in port `{}`: name the factors (`a: P ⊗ b: Q`).", q.name) }));
                             }
                             ins.push(q.clone());
                         }
@@ -333,15 +335,20 @@ impl Checker<'_> {
             PolyKind::Sum(a, b) => {
                 let mut modes = Vec::new();
                 for side in [a, b] {
-                    let part = match self.part(side, sizes)? {
+                    // `a: P + b: Q`: the factor name names the mode; the ports keep their names.
+                    let (inner, label) = match &side.kind {
+                        PolyKind::Named(n, inner) => (&**inner, Some(n.name.clone())),
+                        _ => (&**side, None),
+                    };
+                    let part = match self.part(inner, sizes)? {
                         Ok(x) => x,
                         Err(e) => return Some(Err(e)),
                     };
                     if part.moded {
                         modes.extend(part.modes);
                     } else {
-                        let Some(label) = part.label else {
-                            return Some(Err(NoPorts { span: side.span, why: "A summand needs a mode name: write `a: P + b: Q`.".into() }));
+                        let Some(label) = label.or(part.label) else {
+                            return Some(Err(NoPorts { clash: false, span: side.span, why: "A summand needs a mode name: write `a: P + b: Q`.".into() }));
                         };
                         let mut m = part.modes.into_iter().next().expect("an unmoded part has one mode");
                         m.name = label;
@@ -350,13 +357,13 @@ impl Checker<'_> {
                 }
                 for (i, m) in modes.iter().enumerate() {
                     if modes[..i].iter().any(|n| n.name == m.name) {
-                        return Some(Err(NoPorts { span: p.span, why: format!("Two summands are both named `{}`.", m.name) }));
+                        return Some(Err(NoPorts { clash: false, span: p.span, why: format!("Two summands are both named `{}`.", m.name) }));
                     }
                 }
                 Part { modes, moded: true, label: None }
             }
-            PolyKind::Product(..) => return Some(Err(NoPorts { span: p.span, why: "A product p × q shows both positions but is told only one direction, which ports cannot express.".into() })),
-            PolyKind::Compose(..) => return Some(Err(NoPorts { span: p.span, why: "A composite p ◁ q has positions that are functions, which ports cannot express.".into() })),
+            PolyKind::Product(..) => return Some(Err(NoPorts { clash: false, span: p.span, why: "A product p × q shows both positions but is told only one direction, which ports cannot express.".into() })),
+            PolyKind::Compose(..) => return Some(Err(NoPorts { clash: false, span: p.span, why: "A composite p ◁ q has positions that are functions, which ports cannot express.".into() })),
         }))
     }
 

@@ -124,11 +124,23 @@ impl Env for LensEnv {
             }
             return Some(Res::Val(t));
         }
-        self.resolve(cx, &name.name, name.span, None)
+        if let Some(r) = self.resolve(cx, &name.name, name.span, None) {
+            return Some(r);
+        }
+        let prefix = format!("{}.", name.name);
+        let all = [self.smode(), self.tmode()];
+        all.iter()
+            .any(|m| m.outs.iter().chain(&m.ins).any(|p| p.name.starts_with(&prefix)))
+            .then(|| Res::Group(name.name.clone()))
     }
 
     fn group_field(&mut self, cx: &mut Checker, group: &str, field: &Ident) -> Option<Ty> {
-        match self.resolve(cx, &field.name, field.span, Some(group))? {
+        let r = if group == "src" || group == "tgt" {
+            self.resolve(cx, &field.name, field.span, Some(group))
+        } else {
+            self.resolve(cx, &format!("{group}.{}", field.name), field.span, None)
+        };
+        match r? {
             Res::Val(t) => Some(t),
             _ => Some(Ty::Error),
         }
@@ -259,7 +271,7 @@ impl Checker<'_> {
                     let missing: Vec<&str> = src.modes.iter().map(|m| m.name.as_str()).filter(|m| !seen.contains_key(*m)).collect();
                     if !missing.is_empty() {
                         self.report(
-                            Diagnostic::new(codes::LENS_MISSING, mspan, format!("lens `{}` does not say what to do in source mode {}", l.name.name, missing.join(", ")))
+                            Diagnostic::new(codes::MODE_MATCH, mspan, format!("lens `{}` does not say what to do in source mode {}", l.name.name, missing.join(", ")))
                                 .label("not exhaustive")
                                 .with(l.src.poly.span, "the source's modes")
                                 .hint("a lens maps every position of the source: add an arm for each mode"),
@@ -329,6 +341,16 @@ impl Checker<'_> {
                             }
                         }
                         (None, Some((what, fix))) => {
+                            // The port was meant for the other side: do not also call it missing.
+                            match dir {
+                                Dir::In if env.tmode().outs.iter().any(|p| p.name == port.name) => {
+                                    outs.entry(port.name.clone()).or_insert(port.span);
+                                }
+                                Dir::Out if env.smode().ins.iter().any(|p| p.name == port.name) => {
+                                    ins.entry(port.name.clone()).or_insert(port.span);
+                                }
+                                _ => {}
+                            }
                             let mut d = Diagnostic::new(
                                 codes::LENS_WRONG_SIDE,
                                 kw.to(port.span),

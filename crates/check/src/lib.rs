@@ -83,7 +83,17 @@ pub fn check_module(cx: &mut Checker, m: usize) {
             }
             ItemKind::Interface(i) => {
                 if i.sizes.is_empty() {
-                    cx.iface_item(id, vec![], i.name.span);
+                    if let Some(b) = cx.iface_item(id, vec![], i.name.span) {
+                        if let Err(np) = b.as_ref() {
+                            if np.clash {
+                                cx.report(
+                                    Diagnostic::new(dyn_diag::codes::BAD_INTERFACE, np.span, format!("interface `{}` has two ports with one name", i.name.name))
+                                        .label("the factors of this ⊗ clash")
+                                        .hint(np.why.clone()),
+                                );
+                            }
+                        }
+                    }
                 } else {
                     let sizes = checker::Sizes { bound: Default::default(), symbolic: i.sizes.iter().map(|s| s.name.clone()).collect() };
                     cx.build_poly(&i.poly, &sizes);

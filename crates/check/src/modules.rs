@@ -179,8 +179,10 @@ impl<'a> Loader<'a> {
             let found = if root.name == "std" {
                 self.stdlib.read(&rel).map(|(disp, p, t)| (format!("std:{rel}"), disp, p, t))
             } else {
-                let Some(dir) = dir else { continue };
-                let p = dir.join("lib").join(format!("{rel}.dyn"));
+                // Beside the importing file first, then the root file's `lib/`.
+                let dirs = [dir.map(Path::to_path_buf), self.modules.first().and_then(|m| m.dir.clone())];
+                let found = dirs.iter().flatten().map(|d| d.join("lib").join(format!("{rel}.dyn"))).find(|p| p.is_file());
+                let Some(p) = found else { continue };
                 match std::fs::read_to_string(&p) {
                     Ok(t) => {
                         let key = p.canonicalize().map(|c| c.display().to_string()).unwrap_or_else(|_| p.display().to_string());

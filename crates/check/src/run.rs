@@ -202,7 +202,7 @@ impl Checker<'_> {
             known.extend(cur.states.iter().map(|s| s.0.clone()));
             known.extend(cur.boxes.iter().map(|b| format!("{}.…", b.name)));
             self.report(
-                Diagnostic::new(codes::BAD_RUN, seg.span, format!("`{}` has no output, state or box `{}` to record", cur.name, seg.name))
+                Diagnostic::new(codes::UNKNOWN_PORT, seg.span, format!("`{}` has no output, state or box `{}` to record", cur.name, seg.name))
                     .label("cannot be recorded")
                     .hint(format!("recordable here: {}", if known.is_empty() { "nothing".to_string() } else { known.join(", ") })),
             );

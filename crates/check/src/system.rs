@@ -61,6 +61,8 @@ pub struct BoxSig {
     pub sys: Rc<SystemSig>,
     /// Declaration.
     pub span: Span,
+    /// The box's system did not resolve; uses of it are not reported again.
+    pub poisoned: bool,
 }
 
 /// What the rest of the program needs to know about a checked system.
@@ -122,6 +124,10 @@ struct SysEnv {
     phase: Phase,
     reads: Vec<Read>,
     outs_read: HashSet<(usize, String)>,
+    /// Names defined twice (reported once; later uses stay quiet).
+    dups: HashSet<String>,
+    /// The interface failed to resolve: unknown names are not reported again.
+    lenient: bool,
 }
 
 impl SysEnv {
@@ -227,6 +233,9 @@ impl Env for SysEnv {
         if self.iface.modes.iter().any(|m| m.ins.iter().chain(&m.outs).any(|p| p.name.starts_with(&prefix))) {
             return Some(Res::Group(n.to_string()));
         }
+        if self.lenient || self.dups.contains(n) {
+            return Some(Res::Forbidden);
+        }
         if self.iface.all_outs().iter().any(|(p, _)| p.name == n) {
             cx.report(
                 Diagnostic::new(codes::WRONG_KIND, name.span, format!("`{n}` is an out port of this system; out ports are defined, not read"))
@@ -248,6 +257,9 @@ impl Env for SysEnv {
 
     fn box_port(&mut self, cx: &mut Checker, b: usize, index: Option<&Expr>, port: &Ident, span: Span) -> Ty {
         let bx = self.boxes[b].clone();
+        if bx.poisoned {
+            return Ty::Error;
+        }
         match (bx.count, index) {
             (Some(_), None) => {
                 cx.report(
@@ -326,6 +338,24 @@ struct WireRec<'a> {
     loops: Vec<(&'a Ident, &'a Expr, &'a Expr)>,
 }
 
+impl SystemSig {
+    /// A stand-in for a system that failed to resolve.
+    pub fn placeholder(item: ItemId) -> Self {
+        SystemSig {
+            name: "?".into(),
+            item,
+            iface: Rc::new(Iface { name: "?".into(), modes: vec![], moded: false, span: Span::default() }),
+            params: vec![],
+            states: vec![],
+            boxes: vec![],
+            domain: Domain::Stateless,
+            domain_span: None,
+            feedthrough: vec![],
+            span: Span::default(),
+        }
+    }
+}
+
 impl<'m> Checker<'m> {
     /// The signature of a system instantiated with sizes; checks it on first use.
     pub fn system_sig(&mut self, id: ItemId, sizes: Vec<u64>, used_at: Span) -> Option<Rc<SystemSig>> {
@@ -395,14 +425,18 @@ impl<'m> Checker<'m> {
             phase: Phase::Init,
             reads: vec![],
             outs_read: HashSet::new(),
+            dups: HashSet::new(),
+            lenient: !iface_ok,
         };
         // Names of inputs first, so that clashes point at the body's definition.
         let mut names: HashMap<String, Span> = HashMap::new();
         for (p, _) in iface.all_ins() {
             names.insert(p.name.clone(), p.span);
         }
+        let mut dups: HashSet<String> = HashSet::new();
         let mut declare = |cx: &mut Self, n: &Ident| {
             if let Some(prev) = names.get(&n.name) {
+                dups.insert(n.name.clone());
                 cx.report(
                     Diagnostic::new(codes::DUPLICATE, n.span, format!("`{}` is already defined in this system", n.name))
                         .label("second definition")
@@ -463,11 +497,20 @@ impl<'m> Checker<'m> {
                         },
                         None => None,
                     };
+                    let poisoned = |name: &Ident, n: Option<u64>, sig: Rc<SystemSig>| BoxSig {
+                        name: name.name.clone(),
+                        count: n,
+                        sys: sig,
+                        span: name.span,
+                        poisoned: true,
+                    };
                     let Some(sys_id) = self.resolve_path(system, "system") else {
                         for a in args {
                             self.check_expr(&mut env, &a.value, None);
                         }
-                        declare(self, name);
+                        if declare(self, name) {
+                            env.boxes.push(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
+                        }
                         continue;
                     };
                     let mut svals = Vec::new();
@@ -480,12 +523,14 @@ impl<'m> Checker<'m> {
                     }
                     let sys_span = system[0].span.to(system[system.len() - 1].span);
                     let Some(sig) = ok.then(|| self.system_sig(sys_id, svals, sys_span)).flatten() else {
-                        declare(self, name);
+                        if declare(self, name) {
+                            env.boxes.push(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
+                        }
                         continue;
                     };
                     self.check_box_args(&mut env, &sig, name, args, sys_span);
                     if declare(self, name) {
-                        env.boxes.push(BoxSig { name: name.name.clone(), count: n, sys: sig, span: name.span.to(sys_span) });
+                        env.boxes.push(BoxSig { name: name.name.clone(), count: n, sys: sig, span: name.span.to(sys_span), poisoned: false });
                     }
                 }
                 SysItemKind::Let { name, .. } => {
@@ -497,6 +542,7 @@ impl<'m> Checker<'m> {
             }
         }
 
+        env.dups = dups;
         // 2. Lets in order; each may read the lets above it.
         env.phase = Phase::Body(None);
         let mut let_reads: Vec<Vec<Read>> = vec![Vec::new(); env.lets.len()];
@@ -994,6 +1040,10 @@ impl<'m> Checker<'m> {
                         continue;
                     };
                     let bx = env.boxes[b].clone();
+                    if bx.poisoned {
+                        self.check_expr(env, value, None);
+                        continue;
+                    }
                     if let Some(i) = &target.index {
                         let t = self.check_expr(env, i, Some(&Ty::Int));
                         if !t.is_int() {
@@ -1116,6 +1166,9 @@ impl<'m> Checker<'m> {
 
     fn not_state(&mut self, env: &SysEnv, target: &Ident) {
         let n = &target.name;
+        if env.dups.contains(n) || env.lenient {
+            return;
+        }
         let (msg, hint) = if env.params.iter().any(|p| p.0 == *n) {
             (format!("`{n}` is a param, not a state"), "params are constants of a run; declare `state` for a value that changes".to_string())
         } else if env.input(n).is_some() {
@@ -1163,7 +1216,9 @@ impl<'m> Checker<'m> {
         let mut wired: HashMap<(usize, Option<u64>, String), Span> = HashMap::new();
         let mut twice_reported: HashSet<(usize, String)> = HashSet::new();
         let mut budget: u64 = 20_000_000;
+        let mut unsure: HashSet<(usize, String)> = HashSet::new();
         for w in wires {
+            let errors_before = self.diags.len();
             let mut bindings: HashMap<String, i64> = HashMap::new();
             let mut bad_index = false;
             self.iterate(&w.loops, 0, &mut bindings, sizes, &mut budget, &mut |cx, bind| {
@@ -1213,6 +1268,10 @@ impl<'m> Checker<'m> {
                 graph.set_span(n, w.span);
                 cx.add_reads(env, graph, n, &w.reads, bind, sizes);
             });
+            if bad_index || self.diags.len() > errors_before {
+                // Loop bounds or indices failed: which elements it wires is unknown.
+                unsure.insert((w.b, w.port.clone()));
+            }
         }
         if budget == 0 {
             self.report(
@@ -1223,6 +1282,9 @@ impl<'m> Checker<'m> {
         // Every inner input wired.
         for (bi, b) in env.boxes.iter().enumerate() {
             for (p, _) in b.sys.iface.all_ins() {
+                if unsure.contains(&(bi, p.name.clone())) {
+                    continue;
+                }
                 match b.count {
                     None => {
                         if !wired.contains_key(&(bi, None, p.name.clone())) {

@@ -1,0 +1,194 @@
+//! End-to-end tests of the `dyn` binary: exit codes, formats, `--poly`, `explain`, and the
+//! shared conformance suite, the examples and the stdlib.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dyn_cmd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dyn"))
+        .args(args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the dyn binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn dyn_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dyn"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn conformance_ok_files_check_clean() {
+    let files = dyn_files(&repo().join("../shared/conformance/ok"));
+    assert!(files.len() >= 6, "conformance suite not found beside the repository");
+    for f in files {
+        let o = dyn_cmd(&["check", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{}:\n{}", f.display(), text(&o));
+    }
+}
+
+#[test]
+fn conformance_bad_files_fail_with_a_code() {
+    let files = dyn_files(&repo().join("../shared/conformance/bad"));
+    assert!(files.len() >= 6);
+    for f in files {
+        let o = dyn_cmd(&["check", "--format", "json", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}:\n{}", f.display(), text(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let first: serde_json::Value = serde_json::from_str(out.lines().next().expect("one diagnostic")).unwrap();
+        assert!(first["code"].as_str().unwrap().starts_with('E'), "{}", f.display());
+    }
+}
+
+/// The rule each shared `bad/` file names in its first line, and the code that rule has.
+#[test]
+fn conformance_bad_files_report_their_rule() {
+    let expect = [
+        ("lens_side.dyn", "E0041"),
+        ("loop.dyn", "E0063"),
+        ("mode_scope.dyn", "E0053"),
+        ("shape.dyn", "E0021"),
+        ("undefined_out.dyn", "E0051"),
+        ("wire_twice.dyn", "E0060"),
+    ];
+    for (file, code) in expect {
+        let p = repo().join("../shared/conformance/bad").join(file);
+        let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
+        let codes: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["code"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(codes, vec![code.to_string()], "{file}");
+    }
+}
+
+/// `// expect: dyn check --poly 'EXPR' → NF ; 'EXPR' → NF` lines of the conformance suite.
+#[test]
+fn conformance_poly_expectations() {
+    let mut checked = 0;
+    for f in dyn_files(&repo().join("../shared/conformance/ok")) {
+        let src = std::fs::read_to_string(&f).unwrap();
+        for line in src.lines().filter(|l| l.contains("--poly")) {
+            let rest = &line[line.find("--poly").unwrap() + 6..];
+            for part in rest.split(';') {
+                let (expr, nf) = part.split_once('→').expect("EXPR → NF");
+                let expr = expr.trim().trim_matches('\'');
+                let o = dyn_cmd(&["check", "--poly", expr, f.to_str().unwrap()]);
+                assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+                assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{expr} = {}", nf.trim()));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn examples_and_stdlib_check() {
+    let mut files = dyn_files(&repo().join("examples"));
+    files.extend(dyn_files(&repo().join("stdlib")));
+    assert!(files.len() >= 8, "examples and stdlib present");
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let first = src.lines().next().unwrap_or("");
+        let o = dyn_cmd(&["check", "--format", "json", f.to_str().unwrap()]);
+        match first.strip_prefix("// expect-error:") {
+            Some(code) => {
+                assert_eq!(o.status.code(), Some(1), "{}", f.display());
+                assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("\"code\":\"{}\"", code.trim())), "{}: {}", f.display(), text(&o));
+            }
+            None => assert_eq!(o.status.code(), Some(0), "{}:\n{}", f.display(), text(&o)),
+        }
+    }
+}
+
+#[test]
+fn json_diagnostics_have_the_documented_fields() {
+    let p = repo().join("../shared/conformance/bad/wire_twice.dyn");
+    let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["code"], "E0060");
+    assert_eq!(v["severity"], "error");
+    assert_eq!(v["message"], "input `a.x` is wired twice");
+    assert_eq!(v["line_start"], 11);
+    assert_eq!(v["col_start"], 3);
+    assert_eq!(v["labels"].as_array().unwrap().len(), 2);
+    assert_eq!(v["labels"][1]["line_start"], 10, "secondary label at the first wire");
+    assert!(v["hint"].as_str().unwrap().contains("exactly one value"));
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    assert_eq!(dyn_cmd(&["check", "no/such/file.dyn"]).status.code(), Some(2));
+    assert_eq!(dyn_cmd(&["check", "--frobnicate", "x.dyn"]).status.code(), Some(2));
+    assert_eq!(dyn_cmd(&["explain", "E9999"]).status.code(), Some(2));
+    let o = dyn_cmd(&["check", "no/such/file.dyn"]);
+    assert!(text(&o).contains("cannot read `no/such/file.dyn`"));
+}
+
+#[test]
+fn explain_prints_the_long_text() {
+    let o = dyn_cmd(&["explain", "E0060"]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    assert!(t.starts_with("# E0060: inner input wired twice"), "{t}");
+    assert!(t.contains("## Wrong") && t.contains("## Fixed"));
+}
+
+/// Each explanation's wrong example yields its code and its fixed example checks clean,
+/// so the texts cannot rot.
+#[test]
+fn explain_examples_are_true() {
+    let tmp = std::env::temp_dir().join(format!("dyn-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for code in dyn_diag::codes::ALL {
+        let text = code.explain;
+        assert!(text.starts_with(&format!("# {}: {}", code.id, code.title)), "{}: title line", code.id);
+        let block = |heading: &str| -> Option<String> {
+            let at = text.find(heading)?;
+            let rest = &text[at..];
+            if rest.lines().nth(1).is_some_and(|l| l.contains("no-test")) {
+                return None;
+            }
+            let start = rest.find("```dyn\n")? + 7;
+            let end = rest[start..].find("```")?;
+            Some(rest[start..start + end].to_string())
+        };
+        assert!(text.contains("## Wrong") && text.contains("## Fixed"), "{}: sections", code.id);
+        if let Some(wrong) = block("## Wrong") {
+            let p = tmp.join(format!("{}_wrong.dyn", code.id));
+            std::fs::write(&p, wrong).unwrap();
+            let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(out.contains(&format!("\"code\":\"{}\"", code.id)), "{}: wrong example does not report it:\n{}", code.id, text_of(&o));
+        }
+        if let Some(fixed) = block("## Fixed") {
+            let p = tmp.join(format!("{}_fixed.dyn", code.id));
+            std::fs::write(&p, fixed).unwrap();
+            let o = dyn_cmd(&["check", p.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(0), "{}: fixed example has errors:\n{}", code.id, text_of(&o));
+            if code.id.starts_with('W') {
+                assert!(!text_of(&o).contains(&format!("[{}]", code.id)), "{}: fixed example still warns", code.id);
+            }
+        }
+    }
+}
+
+fn text_of(o: &Output) -> String {
+    text(o)
+}
