@@ -13,9 +13,18 @@ fn main() {
     let mut out = String::from("[");
     for p in entries {
         println!("cargo:rerun-if-changed={}", p.display());
-        let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let name = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let abs = p.canonicalize().unwrap_or(p);
-        write!(out, "({name:?}, include_str!({:?})),", abs.display().to_string()).expect("write to string");
+        write!(
+            out,
+            "({name:?}, include_str!({:?})),",
+            abs.display().to_string()
+        )
+        .expect("write to string");
     }
     out.push(']');
     let out_dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");

@@ -77,7 +77,11 @@ impl Graph {
     }
 }
 
-fn node_name(n: &Node, boxes: &[(String, Option<u64>, Span, String)], lets: &dyn Fn(usize) -> String) -> String {
+fn node_name(
+    n: &Node,
+    boxes: &[(String, Option<u64>, Span, String)],
+    lets: &dyn Fn(usize) -> String,
+) -> String {
     let elem = |b: usize, k: &Option<u64>| match k {
         Some(k) => format!("{}[{k}]", boxes[b].0),
         None => boxes[b].0.clone(),
@@ -91,7 +95,11 @@ fn node_name(n: &Node, boxes: &[(String, Option<u64>, Span, String)], lets: &dyn
 }
 
 /// Finds one cycle and describes it as an algebraic loop, in the direction values flow.
-pub fn find_loop(g: &Graph, boxes: &[(String, Option<u64>, Span, String)]) -> Option<Diagnostic> {
+pub fn find_loop(
+    g: &Graph,
+    boxes: &[(String, Option<u64>, Span, String)],
+    lets: &[String],
+) -> Option<Diagnostic> {
     let n = g.nodes.len();
     // 0 = unvisited, 1 = on the stack, 2 = done. Iterative DFS.
     let mut color = vec![0u8; n];
@@ -111,9 +119,12 @@ pub fn find_loop(g: &Graph, boxes: &[(String, Option<u64>, Span, String)]) -> Op
                         stack.push((w, 0));
                     }
                     1 => {
-                        let pos = stack.iter().position(|(x, _)| *x == w).expect("gray node is on the stack");
+                        let pos = stack
+                            .iter()
+                            .position(|(x, _)| *x == w)
+                            .expect("gray node is on the stack");
                         let cycle: Vec<usize> = stack[pos..].iter().map(|(x, _)| *x).collect();
-                        return Some(describe(g, &cycle, boxes));
+                        return Some(describe(g, &cycle, boxes, lets));
                     }
                     _ => {}
                 }
@@ -126,18 +137,39 @@ pub fn find_loop(g: &Graph, boxes: &[(String, Option<u64>, Span, String)]) -> Op
     None
 }
 
-fn describe(g: &Graph, cycle: &[usize], boxes: &[(String, Option<u64>, Span, String)]) -> Diagnostic {
+fn describe(
+    g: &Graph,
+    cycle: &[usize],
+    boxes: &[(String, Option<u64>, Span, String)],
+    let_names: &[String],
+) -> Diagnostic {
     // `cycle` lists nodes each needing the next; values flow the other way.
     let mut flow: Vec<usize> = cycle.to_vec();
     flow.reverse();
     // Start at an inner output, so the text reads "out → wire → in → feed-through → out".
-    if let Some(p) = flow.iter().position(|&x| matches!(g.nodes[x], Node::BoxOut(..))) {
+    if let Some(p) = flow
+        .iter()
+        .position(|&x| matches!(g.nodes[x], Node::BoxOut(..)))
+    {
         flow.rotate_left(p);
     }
-    let lets = |i: usize| format!("let #{i}");
-    let mut names: Vec<String> = flow.iter().map(|&x| node_name(&g.nodes[x], boxes, &lets)).collect();
+    let lets = |i: usize| {
+        let_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("let #{i}"))
+    };
+    let mut names: Vec<String> = flow
+        .iter()
+        .map(|&x| node_name(&g.nodes[x], boxes, &lets))
+        .collect();
     names.push(names[0].clone());
-    let wire_spans: Vec<Span> = flow.iter().filter_map(|&x| g.spans[x]).collect();
+    let mut wire_spans: Vec<Span> = Vec::new();
+    for s in flow.iter().filter_map(|&x| g.spans[x]) {
+        if !wire_spans.contains(&s) {
+            wire_spans.push(s);
+        }
+    }
     let primary = wire_spans.first().copied().or_else(|| {
         flow.iter().find_map(|&x| match &g.nodes[x] {
             Node::BoxIn(b, ..) | Node::BoxOut(b, ..) => Some(boxes[*b].2),
@@ -145,8 +177,12 @@ fn describe(g: &Graph, cycle: &[usize], boxes: &[(String, Option<u64>, Span, Str
         })
     });
     let primary = primary.unwrap_or_default();
-    let mut d = Diagnostic::new(codes::ALGEBRAIC_LOOP, primary, format!("algebraic loop: {}", names.join(" → ")))
-        .label("this wire is part of the loop");
+    let mut d = Diagnostic::new(
+        codes::ALGEBRAIC_LOOP,
+        primary,
+        format!("algebraic loop: {}", names.join(" → ")),
+    )
+    .label("this wire is part of the loop");
     for s in wire_spans.iter().skip(1) {
         d = d.with(*s, "and this wire");
     }
@@ -155,7 +191,13 @@ fn describe(g: &Graph, cycle: &[usize], boxes: &[(String, Option<u64>, Span, Str
         if let Node::BoxIn(b, _, p) = &g.nodes[x] {
             if !noted.contains(b) {
                 noted.push(*b);
-                d = d.with(boxes[*b].2, format!("`{}` ({}) passes `{p}` to an output without delay", boxes[*b].0, boxes[*b].3));
+                d = d.with(
+                    boxes[*b].2,
+                    format!(
+                        "`{}` ({}) passes `{p}` to an output without delay",
+                        boxes[*b].0, boxes[*b].3
+                    ),
+                );
             }
         }
     }

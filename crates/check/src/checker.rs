@@ -62,6 +62,13 @@ pub struct Sizes {
     pub symbolic: HashSet<String>,
 }
 
+/// The largest tensor dimension or box-array length accepted.
+pub const MAX_SIZE: i64 = 100_000_000;
+/// The most elements one tensor type may have.
+pub const MAX_ELEMENTS: u64 = 1_000_000_000;
+/// The longest box array accepted (its wiring is enumerated at compile time).
+pub const MAX_BOXES: u64 = 1_000_000;
+
 /// The checker.
 pub struct Checker<'m> {
     /// Loaded modules.
@@ -135,13 +142,19 @@ impl<'m> Checker<'m> {
         // Own items first: they win over imports, and duplicates are errors.
         for (index, item) in module.ast.items.iter().enumerate() {
             let id = ItemId { module: m, index };
-            let Some(name) = Self::item_name(item) else { continue };
+            let Some(name) = Self::item_name(item) else {
+                continue;
+            };
             if let Some(prev) = own.get(&name.name) {
                 self.diags.push(
-                    Diagnostic::new(codes::DUPLICATE, name.span, format!("`{}` is defined twice", name.name))
-                        .label("second definition")
-                        .with(*prev, "first defined here")
-                        .hint("rename one of them; items of a module share one namespace"),
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        name.span,
+                        format!("`{}` is defined twice", name.name),
+                    )
+                    .label("second definition")
+                    .with(*prev, "first defined here")
+                    .hint("rename one of them; items of a module share one namespace"),
                 );
                 continue;
             }
@@ -152,30 +165,51 @@ impl<'m> Checker<'m> {
             if let ItemKind::Enum(e) = &item.kind {
                 let id = ItemId { module: m, index };
                 for (vi, v) in e.variants.iter().enumerate() {
-                    scope.entry(v.name.clone()).or_insert((Binding::Variant(id, vi), v.span));
+                    scope
+                        .entry(v.name.clone())
+                        .or_insert((Binding::Variant(id, vi), v.span));
                 }
             }
         }
         // Imports.
         for (index, item) in module.ast.items.iter().enumerate() {
-            let ItemKind::Use(u) = &item.kind else { continue };
-            let Some(&target) = module.imports.get(&index) else { continue };
+            let ItemKind::Use(u) = &item.kind else {
+                continue;
+            };
+            let Some(&target) = module.imports.get(&index) else {
+                continue;
+            };
             let tmod = &self.modules[target];
             let last = u.path.last().expect("a use path has at least one segment");
-            let whole_module = tmod.name == u.path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
+            let whole_module = tmod.name
+                == u.path
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".");
             if u.glob {
                 for (ti, titem) in tmod.ast.items.iter().enumerate() {
                     if let Some(n) = Self::item_name(titem) {
-                        let b = Binding::Item(ItemId { module: target, index: ti });
+                        let b = Binding::Item(ItemId {
+                            module: target,
+                            index: ti,
+                        });
                         if !own.contains_key(&n.name) {
                             scope.insert(n.name.clone(), (b, item.span));
                         }
                     }
                     if let ItemKind::Enum(e) = &titem.kind {
                         for (vi, v) in e.variants.iter().enumerate() {
-                            scope
-                                .entry(v.name.clone())
-                                .or_insert((Binding::Variant(ItemId { module: target, index: ti }, vi), item.span));
+                            scope.entry(v.name.clone()).or_insert((
+                                Binding::Variant(
+                                    ItemId {
+                                        module: target,
+                                        index: ti,
+                                    },
+                                    vi,
+                                ),
+                                item.span,
+                            ));
                         }
                     }
                 }
@@ -198,13 +232,32 @@ impl<'m> Checker<'m> {
                                     .hint("rename the local definition, or import the module as a namespace"),
                             );
                         } else {
-                            scope.insert(last.name.clone(), (Binding::Item(ItemId { module: target, index: ti }), last.span));
+                            scope.insert(
+                                last.name.clone(),
+                                (
+                                    Binding::Item(ItemId {
+                                        module: target,
+                                        index: ti,
+                                    }),
+                                    last.span,
+                                ),
+                            );
                         }
                     }
                     None => {
-                        let names: Vec<String> = tmod.ast.items.iter().filter_map(Self::item_name).map(|n| n.name.clone()).collect();
-                        let mut d = Diagnostic::new(codes::UNKNOWN_NAME, last.span, format!("`{}` is not defined in `{}`", last.name, tmod.name))
-                            .label("not found in that module");
+                        let names: Vec<String> = tmod
+                            .ast
+                            .items
+                            .iter()
+                            .filter_map(Self::item_name)
+                            .map(|n| n.name.clone())
+                            .collect();
+                        let mut d = Diagnostic::new(
+                            codes::UNKNOWN_NAME,
+                            last.span,
+                            format!("`{}` is not defined in `{}`", last.name, tmod.name),
+                        )
+                        .label("not found in that module");
                         if let Some(s) = suggest(&last.name, names.iter().map(String::as_str)) {
                             d = d.hint(format!("did you mean `{s}`?"));
                         } else if !names.is_empty() {
@@ -230,7 +283,10 @@ impl<'m> Checker<'m> {
 
     /// Every name in the current module's scope (for suggestions).
     pub fn scope_names(&self) -> Vec<String> {
-        self.scopes.get(self.cur).map(|s| s.keys().cloned().collect()).unwrap_or_default()
+        self.scopes
+            .get(self.cur)
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Resolves a dotted path to an item (`Name` or `module.Name`), reporting unknown names.
@@ -243,19 +299,29 @@ impl<'m> Checker<'m> {
                 Some(Binding::Module(m)) if !last => module = m,
                 Some(_) => {
                     self.report(
-                        Diagnostic::new(codes::WRONG_KIND, seg.span, format!("`{}` is not {what}", seg.name))
-                            .label(format!("expected {what}")),
+                        Diagnostic::new(
+                            codes::WRONG_KIND,
+                            seg.span,
+                            format!("`{}` is not {what}", seg.name),
+                        )
+                        .label(format!("expected {what}")),
                     );
                     return None;
                 }
                 None => {
                     let names: Vec<String> = self.scopes[module].keys().cloned().collect();
-                    let mut d = Diagnostic::new(codes::UNKNOWN_NAME, seg.span, format!("unknown {what} `{}`", seg.name))
-                        .label("not defined or imported");
+                    let mut d = Diagnostic::new(
+                        codes::UNKNOWN_NAME,
+                        seg.span,
+                        format!("unknown {what} `{}`", seg.name),
+                    )
+                    .label("not defined or imported");
                     if let Some(s) = suggest(&seg.name, names.iter().map(String::as_str)) {
                         d = d.hint(format!("did you mean `{s}`?"));
                     } else {
-                        d = d.hint("define it in this file, or import it with `use std.MODULE.NAME`");
+                        d = d.hint(
+                            "define it in this file, or import it with `use std.MODULE.NAME`",
+                        );
                     }
                     self.report(d);
                     return None;
@@ -276,8 +342,12 @@ impl<'m> Checker<'m> {
                 Ok(k) => Ty::Fin(k),
                 Err(_) => {
                     self.report(
-                        Diagnostic::new(codes::BAD_SIZE, t.span, format!("numeral type `{n}` is too large"))
-                            .label("at most 2^64 - 1 elements"),
+                        Diagnostic::new(
+                            codes::BAD_SIZE,
+                            t.span,
+                            format!("numeral type `{n}` is too large"),
+                        )
+                        .label("at most 2^64 - 1 elements"),
                     );
                     Ty::Error
                 }
@@ -288,8 +358,12 @@ impl<'m> Checker<'m> {
                 for (n, ft) in fields {
                     if let Some(prev) = seen.insert(&n.name, n.span) {
                         self.report(
-                            Diagnostic::new(codes::DUPLICATE, n.span, format!("field `{}` appears twice", n.name))
-                                .with(prev, "first here"),
+                            Diagnostic::new(
+                                codes::DUPLICATE,
+                                n.span,
+                                format!("field `{}` appears twice", n.name),
+                            )
+                            .with(prev, "first here"),
                         );
                     }
                     out.push((n.name.clone(), self.resolve_type(ft, sizes)));
@@ -305,8 +379,12 @@ impl<'m> Checker<'m> {
                     Ty::Error => return Ty::Error,
                     other => {
                         self.report(
-                            Diagnostic::new(codes::TYPE_MISMATCH, path[0].span, format!("tensors hold Real, Int or Bool, not {other}"))
-                                .label("element type"),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                path[0].span,
+                                format!("tensors hold Real, Int or Bool, not {other}"),
+                            )
+                            .label("element type"),
                         );
                         return Ty::Error;
                     }
@@ -317,6 +395,22 @@ impl<'m> Checker<'m> {
                         Some(d) => ds.push(d),
                         None => return Ty::Error,
                     }
+                }
+                let elems = ds.iter().try_fold(1u64, |acc, d| match d {
+                    Dim::Known(n) => acc.checked_mul(*n),
+                    Dim::Param(_) => Some(acc),
+                });
+                if elems.is_none_or(|n| n > MAX_ELEMENTS) {
+                    self.report(
+                        Diagnostic::new(
+                            codes::BAD_SIZE,
+                            t.span,
+                            format!("tensor type has more than {MAX_ELEMENTS} elements"),
+                        )
+                        .label("too large to allocate")
+                        .hint("a tensor holds at most 10^9 elements (8 GB of Real)"),
+                    );
+                    return Ty::Error;
                 }
                 Ty::Tensor(elem, ds)
             }
@@ -332,15 +426,29 @@ impl<'m> Checker<'m> {
                 _ => {}
             }
         }
-        let Some(id) = self.resolve_path(path, "type") else { return Ty::Error };
+        let Some(id) = self.resolve_path(path, "type") else {
+            return Ty::Error;
+        };
         match &self.item(id).kind {
             ItemKind::Enum(_) => Ty::Enum(self.enum_ty(id)),
             ItemKind::TypeAlias(_) => self.alias(id),
             _ => {
                 self.report(
-                    Diagnostic::new(codes::WRONG_KIND, span, format!("`{}` is not a type", path.last().map(|i| i.name.as_str()).unwrap_or("")))
-                        .label("used as a type here")
-                        .with(Self::item_name(self.item(id)).map(|n| n.span).unwrap_or(span), "defined here"),
+                    Diagnostic::new(
+                        codes::WRONG_KIND,
+                        span,
+                        format!(
+                            "`{}` is not a type",
+                            path.last().map(|i| i.name.as_str()).unwrap_or("")
+                        ),
+                    )
+                    .label("used as a type here")
+                    .with(
+                        Self::item_name(self.item(id))
+                            .map(|n| n.span)
+                            .unwrap_or(span),
+                        "defined here",
+                    ),
                 );
                 Ty::Error
             }
@@ -352,16 +460,26 @@ impl<'m> Checker<'m> {
         if let Some(e) = self.enums.get(&id) {
             return e.clone();
         }
-        let ItemKind::Enum(e) = &self.item(id).kind else { unreachable!("enum_ty on an enum item") };
+        let ItemKind::Enum(e) = &self.item(id).kind else {
+            unreachable!("enum_ty on an enum item")
+        };
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for v in &e.variants {
             if let Some(prev) = seen.insert(&v.name, v.span) {
                 self.report(
-                    Diagnostic::new(codes::DUPLICATE, v.span, format!("variant `{}` appears twice", v.name)).with(prev, "first here"),
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        v.span,
+                        format!("variant `{}` appears twice", v.name),
+                    )
+                    .with(prev, "first here"),
                 );
             }
         }
-        let t = Rc::new(EnumTy { name: e.name.name.clone(), variants: e.variants.iter().map(|v| v.name.clone()).collect() });
+        let t = Rc::new(EnumTy {
+            name: e.name.name.clone(),
+            variants: e.variants.iter().map(|v| v.name.clone()).collect(),
+        });
         self.enums.insert(id, t.clone());
         t
     }
@@ -373,15 +491,21 @@ impl<'m> Checker<'m> {
                 let item = self.item(id);
                 let name = Self::item_name(item).expect("alias has a name");
                 self.report(
-                    Diagnostic::new(codes::RECURSIVE_SYSTEM, name.span, format!("type `{}` is defined in terms of itself", name.name))
-                        .hint("types are finite: a record cannot contain itself"),
+                    Diagnostic::new(
+                        codes::RECURSIVE_SYSTEM,
+                        name.span,
+                        format!("type `{}` is defined in terms of itself", name.name),
+                    )
+                    .hint("types are finite: a record cannot contain itself"),
                 );
                 return Ty::Error;
             }
             None => {}
         }
         self.aliases.insert(id, Slot::InProgress);
-        let ItemKind::TypeAlias(a) = &self.item(id).kind else { unreachable!() };
+        let ItemKind::TypeAlias(a) = &self.item(id).kind else {
+            unreachable!()
+        };
         let saved = self.cur;
         self.cur = id.module;
         let t = self.resolve_type(&a.ty, &Sizes::default());
@@ -403,34 +527,64 @@ impl<'m> Checker<'m> {
     /// Evaluates a compile-time natural number (sizes, counts), reporting failures.
     pub fn const_nat(&mut self, e: &ast::Expr, sizes: &Sizes, what: &str) -> Option<u64> {
         let v = {
-            let mut env = GlobalConsts { cx: self, sizes, loop_vars: &HashMap::new() };
+            let mut env = GlobalConsts {
+                cx: self,
+                sizes,
+                loop_vars: &HashMap::new(),
+            };
             consteval::eval(&mut env, e)
         };
         match v {
+            Ok(Value::Int(n)) if n > MAX_SIZE => {
+                self.report(
+                    Diagnostic::new(
+                        codes::BAD_SIZE,
+                        e.span,
+                        format!("{what} {n} is larger than the limit {MAX_SIZE}"),
+                    )
+                    .label("too large")
+                    .hint("sizes and box-array lengths are at most 10^8"),
+                );
+                None
+            }
             Ok(Value::Int(n)) if n >= 0 => Some(n as u64),
             Ok(Value::Int(n)) => {
                 self.report(
-                    Diagnostic::new(codes::BAD_SIZE, e.span, format!("{what} must be a natural number, not {n}")).label("negative"),
+                    Diagnostic::new(
+                        codes::BAD_SIZE,
+                        e.span,
+                        format!("{what} must be a natural number, not {n}"),
+                    )
+                    .label("negative"),
                 );
                 None
             }
             Ok(Value::Real(r)) => {
                 self.report(
-                    Diagnostic::new(codes::BAD_SIZE, e.span, format!("{what} must be a natural number, not the Real {r}"))
-                        .label("a Real")
-                        .hint("sizes are Int: write an integer literal or an Int const"),
+                    Diagnostic::new(
+                        codes::BAD_SIZE,
+                        e.span,
+                        format!("{what} must be a natural number, not the Real {r}"),
+                    )
+                    .label("a Real")
+                    .hint("sizes are Int: write an integer literal or an Int const"),
                 );
                 None
             }
             Ok(Value::Bool(_)) => {
-                self.report(Diagnostic::new(codes::BAD_SIZE, e.span, format!("{what} must be a natural number, not a Bool")));
+                self.report(Diagnostic::new(
+                    codes::BAD_SIZE,
+                    e.span,
+                    format!("{what} must be a natural number, not a Bool"),
+                ));
                 None
             }
+            Err(nc) if nc.quiet => None,
             Err(nc) => {
                 self.report(
                     Diagnostic::new(codes::NOT_CONST, nc.span, format!("{what} must be known at compile time"))
                         .label(format!("this {}", nc.why))
-                        .hint("use an integer literal, a `const`, or a size parameter `<n>`"),
+                        .hint("use an integer literal, a `const`, or a size parameter `<n>`; params are set per run, so they are not compile-time"),
                 );
                 None
             }
@@ -438,22 +592,40 @@ impl<'m> Checker<'m> {
     }
 
     /// Evaluates a compile-time expression with loop variables bound, reporting failures.
-    pub fn const_int(&mut self, e: &ast::Expr, sizes: &Sizes, loop_vars: &HashMap<String, i64>, what: &str) -> Option<i64> {
+    pub fn const_int(
+        &mut self,
+        e: &ast::Expr,
+        sizes: &Sizes,
+        loop_vars: &HashMap<String, i64>,
+        what: &str,
+    ) -> Option<i64> {
         let v = {
-            let mut env = GlobalConsts { cx: self, sizes, loop_vars };
+            let mut env = GlobalConsts {
+                cx: self,
+                sizes,
+                loop_vars,
+            };
             consteval::eval(&mut env, e)
         };
         match v {
             Ok(Value::Int(n)) => Some(n),
             Ok(_) => {
-                self.report(Diagnostic::new(codes::TYPE_MISMATCH, e.span, format!("{what} must be an Int")).label("not an Int"));
+                self.report(
+                    Diagnostic::new(
+                        codes::TYPE_MISMATCH,
+                        e.span,
+                        format!("{what} must be an Int"),
+                    )
+                    .label("not an Int"),
+                );
                 None
             }
+            Err(nc) if nc.quiet => None,
             Err(nc) => {
                 self.report(
                     Diagnostic::new(codes::NOT_CONST, nc.span, format!("{what} must be known at compile time"))
                         .label(format!("this {}", nc.why))
-                        .hint("use literals, consts, params' defaults are not constants: loop variables and consts only"),
+                        .hint("loop bounds and box indices may use literals, consts and loop variables; params are set per run, so they are not compile-time"),
                 );
                 None
             }
@@ -467,18 +639,26 @@ impl<'m> Checker<'m> {
             Some(Slot::InProgress) => {
                 let name = Self::item_name(self.item(id)).expect("const has a name");
                 self.report(
-                    Diagnostic::new(codes::RECURSIVE_SYSTEM, name.span, format!("const `{}` is defined in terms of itself", name.name))
-                        .label("its value needs itself"),
+                    Diagnostic::new(
+                        codes::RECURSIVE_SYSTEM,
+                        name.span,
+                        format!("const `{}` is defined in terms of itself", name.name),
+                    )
+                    .label("its value needs itself"),
                 );
                 return (Ty::Error, None);
             }
             None => {}
         }
         self.consts.insert(id, Slot::InProgress);
-        let ItemKind::Const(c) = &self.item(id).kind else { unreachable!() };
+        let ItemKind::Const(c) = &self.item(id).kind else {
+            unreachable!()
+        };
         let saved = self.cur;
         self.cur = id.module;
-        let declared = c.ty.as_ref().map(|t| self.resolve_type(t, &Sizes::default()));
+        let declared =
+            c.ty.as_ref()
+                .map(|t| self.resolve_type(t, &Sizes::default()));
         let mut env = crate::expr::GlobalEnv;
         let ty = self.check_expr(&mut env, &c.value, declared.as_ref());
         let ty = match declared {
@@ -489,8 +669,24 @@ impl<'m> Checker<'m> {
             None => ty,
         };
         let value = {
-            let mut env = GlobalConsts { cx: self, sizes: &Sizes::default(), loop_vars: &HashMap::new() };
-            consteval::eval(&mut env, &c.value).ok()
+            let mut env = GlobalConsts {
+                cx: self,
+                sizes: &Sizes::default(),
+                loop_vars: &HashMap::new(),
+            };
+            consteval::eval(&mut env, &c.value)
+        };
+        let value = match value {
+            Ok(v) => Some(v),
+            Err(nc) if nc.arith && !ty.is_error() => {
+                self.report(
+                    Diagnostic::new(codes::NOT_CONST, nc.span, format!("const `{}` cannot be computed", c.name.name))
+                        .label(format!("this {}", nc.why))
+                        .hint("compile-time Int arithmetic is 64-bit and checked: no overflow, no division by zero"),
+                );
+                None
+            }
+            Err(_) => None,
         };
         let value = match (value, &ty) {
             (Some(Value::Int(i)), Ty::Real) => Some(Value::Real(i as f64)),
@@ -517,45 +713,82 @@ impl<'m> Checker<'m> {
             None => {}
         }
         self.fns.insert(id, Slot::InProgress);
-        let ItemKind::Fn(f) = &self.item(id).kind else { unreachable!() };
+        let ItemKind::Fn(f) = &self.item(id).kind else {
+            unreachable!()
+        };
         let saved = self.cur;
         self.cur = id.module;
-        let sizes = Sizes { bound: HashMap::new(), symbolic: f.sizes.iter().map(|s| s.name.clone()).collect() };
+        let sizes = Sizes {
+            bound: HashMap::new(),
+            symbolic: f.sizes.iter().map(|s| s.name.clone()).collect(),
+        };
         let mut params = Vec::new();
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for (n, t) in &f.params {
             if let Some(prev) = seen.insert(&n.name, n.span) {
-                self.report(Diagnostic::new(codes::DUPLICATE, n.span, format!("parameter `{}` appears twice", n.name)).with(prev, "first here"));
+                self.report(
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        n.span,
+                        format!("parameter `{}` appears twice", n.name),
+                    )
+                    .with(prev, "first here"),
+                );
             }
             params.push((n.name.clone(), self.resolve_type(t, &sizes)));
         }
         let ret = self.resolve_type(&f.ret, &sizes);
         // Provisional signature so that the body's own calls see it as recursion.
-        let mut env = crate::expr::FnEnv { params: &params, sizes: &sizes.symbolic };
+        let mut env = crate::expr::FnEnv {
+            params: &params,
+            sizes: &sizes.symbolic,
+        };
         let body = self.check_expr(&mut env, &f.body, Some(&ret));
         self.expect_fits(&body, &ret, f.body.span, Some(f.ret.span));
         self.cur = saved;
-        let sig = Rc::new(FnSig { sizes: f.sizes.iter().map(|s| s.name.clone()).collect(), params, ret });
+        let sig = Rc::new(FnSig {
+            sizes: f.sizes.iter().map(|s| s.name.clone()).collect(),
+            params,
+            ret,
+        });
         self.fns.insert(id, Slot::Done(Some(sig.clone())));
         Some(sig)
     }
 
     /// Reports a mismatch when `actual` does not fit `expected`. `decl` points at the
     /// declaration that fixed the expected type.
-    pub fn expect_fits(&mut self, actual: &Ty, expected: &Ty, at: Span, decl: Option<Span>) -> bool {
+    pub fn expect_fits(
+        &mut self,
+        actual: &Ty,
+        expected: &Ty,
+        at: Span,
+        decl: Option<Span>,
+    ) -> bool {
         if actual.fits(expected) {
             return true;
         }
         let shape = matches!((actual, expected), (Ty::Tensor(..), Ty::Tensor(..)));
-        let code = if shape { codes::SHAPE_MISMATCH } else { codes::TYPE_MISMATCH };
-        let mut d = Diagnostic::new(code, at, format!("expected {expected}, found {actual}")).label(format!("this is {actual}"));
+        let code = if shape {
+            codes::SHAPE_MISMATCH
+        } else {
+            codes::TYPE_MISMATCH
+        };
+        let mut d = Diagnostic::new(code, at, format!("expected {expected}, found {actual}"))
+            .label(format!("this is {actual}"));
         if let Some(s) = decl {
             d = d.with(s, format!("{expected} declared here"));
         }
         let hint = match (actual, expected) {
-            (Ty::Real, Ty::Int) => Some("a Real does not fit an Int: convert with `int(x)`, `floor(x)` or `round(x)`".to_string()),
-            (Ty::Bool, Ty::Real | Ty::Int) => Some("a Bool is not a number: write `if b then 1.0 else 0.0`".to_string()),
-            (Ty::Tensor(..), Ty::Tensor(..)) => Some("tensor shapes must agree exactly".to_string()),
+            (Ty::Real, Ty::Int) => Some(
+                "a Real does not fit an Int: convert with `int(x)`, `floor(x)` or `round(x)`"
+                    .to_string(),
+            ),
+            (Ty::Bool, Ty::Real | Ty::Int) => {
+                Some("a Bool is not a number: write `if b then 1.0 else 0.0`".to_string())
+            }
+            (Ty::Tensor(..), Ty::Tensor(..)) => {
+                Some("tensor shapes must agree exactly".to_string())
+            }
             _ => None,
         };
         if let Some(h) = hint {
@@ -585,17 +818,45 @@ impl ConstEnv for GlobalConsts<'_, '_> {
             return Ok(Value::Int(*v as i64));
         }
         if self.sizes.symbolic.contains(name) {
-            return Err(NotConst { span, why: format!("is the size parameter `{name}`, not known here") });
+            return Err(NotConst {
+                span,
+                why: format!("is the size parameter `{name}`, not known here"),
+                quiet: false,
+                arith: false,
+            });
         }
         match self.cx.lookup(name) {
             Some(Binding::Item(id)) if matches!(self.cx.item(id).kind, ItemKind::Const(_)) => {
-                match self.cx.const_item(id).1 {
-                    Some(v) => Ok(v),
-                    None => Err(NotConst { span, why: format!("const `{name}` has no compile-time value") }),
+                match self.cx.const_item(id) {
+                    (_, Some(v)) => Ok(v),
+                    (Ty::Error, None) => Err(NotConst {
+                        span,
+                        why: String::new(),
+                        quiet: true,
+                        arith: false,
+                    }),
+                    (t, None) => Err(NotConst {
+                        span,
+                        why: format!(
+                            "names const `{name}`, whose value ({t}) is not a compile-time scalar"
+                        ),
+                        quiet: false,
+                        arith: false,
+                    }),
                 }
             }
-            Some(_) => Err(NotConst { span, why: format!("`{name}` is not a constant") }),
-            None => Err(NotConst { span, why: format!("names `{name}`, which is not a const") }),
+            Some(_) => Err(NotConst {
+                span,
+                why: format!("names `{name}`, which is not a constant"),
+                quiet: false,
+                arith: false,
+            }),
+            None => Err(NotConst {
+                span,
+                why: format!("names `{name}`, which is not a compile-time constant"),
+                quiet: false,
+                arith: false,
+            }),
         }
     }
 }

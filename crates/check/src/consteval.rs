@@ -23,6 +23,10 @@ pub struct NotConst {
     pub span: Span,
     /// Why, as a phrase (`reads state \`v\``).
     pub why: String,
+    /// Already reported elsewhere (a const that failed): do not report again.
+    pub quiet: bool,
+    /// The expression is constant but its arithmetic fails (overflow, division by zero).
+    pub arith: bool,
 }
 
 /// Resolves names to compile-time values (loop variables, consts, size arguments).
@@ -49,7 +53,21 @@ impl ConstEnv for Bound<'_> {
 }
 
 fn nc(span: Span, why: impl Into<String>) -> NotConst {
-    NotConst { span, why: why.into() }
+    NotConst {
+        span,
+        why: why.into(),
+        quiet: false,
+        arith: false,
+    }
+}
+
+fn arith(span: Span, why: impl Into<String>) -> NotConst {
+    NotConst {
+        span,
+        why: why.into(),
+        quiet: false,
+        arith: true,
+    }
 }
 
 /// Evaluates `e` at compile time.
@@ -61,18 +79,26 @@ pub fn eval(env: &mut dyn ConstEnv, e: &Expr) -> Result<Value, NotConst> {
             .parse::<i64>()
             .map(Int)
             .map_err(|_| nc(e.span, "is too large for Int")),
-        ExprKind::Real(s) => s.replace('_', "").parse::<f64>().map(Real).map_err(|_| nc(e.span, "is not a number")),
+        ExprKind::Real(s) => s
+            .replace('_', "")
+            .parse::<f64>()
+            .map(Real)
+            .map_err(|_| nc(e.span, "is not a number")),
         ExprKind::Bool(b) => Ok(Bool(*b)),
         ExprKind::Var(i) => env.value(&i.name, i.span),
         ExprKind::Unary(op, a) => match (op, eval(env, a)?) {
-            (UnOp::Neg, Int(x)) => x.checked_neg().map(Int).ok_or_else(|| nc(e.span, "overflows")),
+            (UnOp::Neg, Int(x)) => x
+                .checked_neg()
+                .map(Int)
+                .ok_or_else(|| arith(e.span, "overflows")),
             (UnOp::Neg, Real(x)) => Ok(Real(-x)),
             (UnOp::Not, Bool(b)) => Ok(Bool(!b)),
             _ => Err(nc(e.span, "has operands of the wrong type")),
         },
         ExprKind::Binary(op, a, b) => {
             let (x, y) = (eval(env, a)?, eval(env, b)?);
-            binary(*op, x, y).ok_or_else(|| nc(e.span, "overflows, divides by zero or mixes types"))
+            binary(*op, x, y)
+                .ok_or_else(|| arith(e.span, "overflows, divides by zero or mixes types"))
         }
         ExprKind::If(c, a, b) => match eval(env, c)? {
             Bool(true) => eval(env, a),
@@ -83,7 +109,8 @@ pub fn eval(env: &mut dyn ConstEnv, e: &Expr) -> Result<Value, NotConst> {
             let ExprKind::Var(name) = &f.kind else {
                 return Err(nc(e.span, "is a call"));
             };
-            let vals: Result<Vec<Value>, NotConst> = args.iter().map(|a| eval(env, &a.value)).collect();
+            let vals: Result<Vec<Value>, NotConst> =
+                args.iter().map(|a| eval(env, &a.value)).collect();
             let vals = vals?;
             let real = |v: &Value| match v {
                 Int(i) => Some(*i as f64),
@@ -102,7 +129,15 @@ pub fn eval(env: &mut dyn ConstEnv, e: &Expr) -> Result<Value, NotConst> {
                 ("real", [a]) => real(a).map(Real),
                 _ => None,
             };
-            r.ok_or_else(|| nc(e.span, format!("calls `{}`, which is not evaluated at compile time", name.name)))
+            r.ok_or_else(|| {
+                nc(
+                    e.span,
+                    format!(
+                        "calls `{}`, which is not evaluated at compile time",
+                        name.name
+                    ),
+                )
+            })
         }
         _ => Err(nc(e.span, "is not a compile-time scalar")),
     }

@@ -34,7 +34,14 @@ pub trait Env {
         None
     }
     /// `b.port` or `b[i].port` for a [`Res::Box`].
-    fn box_port(&mut self, _cx: &mut Checker, _b: usize, _index: Option<&Expr>, _port: &Ident, _span: Span) -> Ty {
+    fn box_port(
+        &mut self,
+        _cx: &mut Checker,
+        _b: usize,
+        _index: Option<&Expr>,
+        _port: &Ident,
+        _span: Span,
+    ) -> Ty {
         Ty::Error
     }
     /// The mode-value type of the context's own interface, if it has modes.
@@ -77,13 +84,15 @@ impl Env for FnEnv<'_> {
 }
 
 const UNARY_MATH: &[&str] = &[
-    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "floor", "ceil", "round", "sigmoid", "relu",
+    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "floor",
+    "ceil", "round", "sigmoid", "relu",
 ];
 const BINARY_MATH: &[&str] = &["min", "max", "pow", "atan2"];
 /// Every built-in function name.
 pub const BUILTINS: &[&str] = &[
-    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "floor", "ceil", "round", "sigmoid", "relu",
-    "min", "max", "pow", "atan2", "sum", "dot", "norm", "len", "real", "int", "randn",
+    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "floor",
+    "ceil", "round", "sigmoid", "relu", "min", "max", "pow", "atan2", "sum", "dot", "norm", "len",
+    "real", "int", "randn",
 ];
 
 fn elem_of(t: &Ty) -> Option<Elem> {
@@ -113,8 +122,15 @@ impl Checker<'_> {
                     Some(Ty::Fin(n)) => {
                         if v < 0 || v as u64 >= *n {
                             self.report(
-                                Diagnostic::new(codes::BAD_SIZE, e.span, format!("{v} is not an element of the numeral type {n}"))
-                                    .label(format!("the type {n} has the elements 0 to {}", n.saturating_sub(1))),
+                                Diagnostic::new(
+                                    codes::BAD_SIZE,
+                                    e.span,
+                                    format!("{v} is not an element of the numeral type {n}"),
+                                )
+                                .label(format!(
+                                    "the type {n} has the elements 0 to {}",
+                                    n.saturating_sub(1)
+                                )),
                             );
                         }
                         Ty::Fin(*n)
@@ -123,9 +139,13 @@ impl Checker<'_> {
                 },
                 Err(_) => {
                     self.report(
-                        Diagnostic::new(codes::BAD_LITERAL, e.span, format!("integer literal `{s}` is too large"))
-                            .label("Int is 64-bit")
-                            .hint("write it as a Real (`1e20`) if it is a real number"),
+                        Diagnostic::new(
+                            codes::BAD_LITERAL,
+                            e.span,
+                            format!("integer literal `{s}` is too large"),
+                        )
+                        .label("Int is 64-bit")
+                        .hint("write it as a Real (`1e20`) if it is a real number"),
                     );
                     Ty::Error
                 }
@@ -140,15 +160,29 @@ impl Checker<'_> {
             ExprKind::Unary(op, a) => {
                 let t = self.check_expr(env, a, expected);
                 match op {
-                    UnOp::Neg if t.is_numeric() || matches!(t, Ty::Tensor(Elem::Real | Elem::Int, _)) => {
-                        if let Ty::Fin(_) = t { Ty::Int } else { t }
+                    UnOp::Neg
+                        if t.is_numeric() || matches!(t, Ty::Tensor(Elem::Real | Elem::Int, _)) =>
+                    {
+                        if let Ty::Fin(_) = t {
+                            Ty::Int
+                        } else {
+                            t
+                        }
                     }
                     UnOp::Not if matches!(t, Ty::Bool | Ty::Error | Ty::Tensor(Elem::Bool, _)) => t,
                     _ => {
-                        let (sym, want) = if *op == UnOp::Neg { ("-", "a number") } else { ("!", "a Bool") };
+                        let (sym, want) = if *op == UnOp::Neg {
+                            ("-", "a number")
+                        } else {
+                            ("!", "a Bool")
+                        };
                         self.report(
-                            Diagnostic::new(codes::TYPE_MISMATCH, a.span, format!("`{sym}` needs {want}, found {t}"))
-                                .label(format!("this is {t}")),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                a.span,
+                                format!("`{sym}` needs {want}, found {t}"),
+                            )
+                            .label(format!("this is {t}")),
                         );
                         Ty::Error
                     }
@@ -159,9 +193,13 @@ impl Checker<'_> {
                 let ct = self.check_expr(env, c, Some(&Ty::Bool));
                 if !matches!(ct, Ty::Bool | Ty::Error) {
                     self.report(
-                        Diagnostic::new(codes::TYPE_MISMATCH, c.span, format!("the condition of `if` must be a Bool, found {ct}"))
-                            .label(format!("this is {ct}"))
-                            .hint("compare it: `x > 0.0`"),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            c.span,
+                            format!("the condition of `if` must be a Bool, found {ct}"),
+                        )
+                        .label(format!("this is {ct}"))
+                        .hint("compare it: `x > 0.0`"),
                     );
                 }
                 let ta = self.check_expr(env, a, expected);
@@ -171,13 +209,16 @@ impl Checker<'_> {
             ExprKind::Match(scrut, arms) => self.check_match(env, scrut, arms, e.span, expected),
             ExprKind::Array(items) => {
                 let inner_expected = match expected {
-                    Some(Ty::Tensor(el, d)) if d.len() > 1 => Some(Ty::Tensor(*el, d[1..].to_vec())),
+                    Some(Ty::Tensor(el, d)) if d.len() > 1 => {
+                        Some(Ty::Tensor(*el, d[1..].to_vec()))
+                    }
                     Some(Ty::Tensor(el, _)) => Some(el.scalar()),
                     _ => None,
                 };
                 if items.is_empty() {
                     self.report(
-                        Diagnostic::new(codes::BAD_SIZE, e.span, "empty tensor literal").hint("tensors have at least one element"),
+                        Diagnostic::new(codes::BAD_SIZE, e.span, "empty tensor literal")
+                            .hint("tensors have at least one element"),
                     );
                     return Ty::Error;
                 }
@@ -196,15 +237,21 @@ impl Checker<'_> {
                         Some(el) => Ty::Tensor(el, vec![Dim::Known(items.len() as u64)]),
                         None => {
                             self.report(
-                                Diagnostic::new(codes::TYPE_MISMATCH, items[0].span, format!("tensors hold Real, Int or Bool, not {s}"))
-                                    .label("element"),
+                                Diagnostic::new(
+                                    codes::TYPE_MISMATCH,
+                                    items[0].span,
+                                    format!("tensors hold Real, Int or Bool, not {s}"),
+                                )
+                                .label("element"),
                             );
                             Ty::Error
                         }
                     },
                 }
             }
-            ExprKind::Record(name, fields) => self.check_record(env, name.as_ref(), fields, e.span, expected),
+            ExprKind::Record(name, fields) => {
+                self.check_record(env, name.as_ref(), fields, e.span, expected)
+            }
         }
     }
 
@@ -215,12 +262,20 @@ impl Checker<'_> {
         if b.fits(a) {
             return a.clone();
         }
-        let code = if matches!((a, b), (Ty::Tensor(..), Ty::Tensor(..))) { codes::SHAPE_MISMATCH } else { codes::TYPE_MISMATCH };
+        let code = if matches!((a, b), (Ty::Tensor(..), Ty::Tensor(..))) {
+            codes::SHAPE_MISMATCH
+        } else {
+            codes::TYPE_MISMATCH
+        };
         self.report(
-            Diagnostic::new(code, sb, format!("{what} have different types: {a} and {b}"))
-                .label(format!("this is {b}"))
-                .with(sa, format!("this is {a}"))
-                .hint("both must have one type (Int mixes with Real)"),
+            Diagnostic::new(
+                code,
+                sb,
+                format!("{what} have different types: {a} and {b}"),
+            )
+            .label(format!("this is {b}"))
+            .with(sa, format!("this is {a}"))
+            .hint("both must have one type (Int mixes with Real)"),
         );
         Ty::Error
     }
@@ -231,17 +286,25 @@ impl Checker<'_> {
             Some(Res::Forbidden) => return Ty::Error,
             Some(Res::Box(_)) => {
                 self.report(
-                    Diagnostic::new(codes::WRONG_KIND, name.span, format!("`{}` is a box, not a value", name.name))
-                        .label("a box")
-                        .hint(format!("read one of its out ports: `{}.PORT`", name.name)),
+                    Diagnostic::new(
+                        codes::WRONG_KIND,
+                        name.span,
+                        format!("`{}` is a box, not a value", name.name),
+                    )
+                    .label("a box")
+                    .hint(format!("read one of its out ports: `{}.PORT`", name.name)),
                 );
                 return Ty::Error;
             }
             Some(Res::Group(_)) => {
                 self.report(
-                    Diagnostic::new(codes::WRONG_KIND, name.span, format!("`{}` is a group of ports, not a value", name.name))
-                        .label("a group")
-                        .hint(format!("read one of its ports: `{}.PORT`", name.name)),
+                    Diagnostic::new(
+                        codes::WRONG_KIND,
+                        name.span,
+                        format!("`{}` is a group of ports, not a value", name.name),
+                    )
+                    .label("a group")
+                    .hint(format!("read one of its ports: `{}.PORT`", name.name)),
                 );
                 return Ty::Error;
             }
@@ -252,23 +315,35 @@ impl Checker<'_> {
                 ItemKind::Const(_) => self.const_item(id).0,
                 _ => {
                     self.report(
-                        Diagnostic::new(codes::WRONG_KIND, name.span, format!("`{}` is not a value", name.name))
-                            .label("a definition, not a value")
-                            .hint("values are consts, params, states, inputs, lets and box outputs"),
+                        Diagnostic::new(
+                            codes::WRONG_KIND,
+                            name.span,
+                            format!("`{}` is not a value", name.name),
+                        )
+                        .label("a definition, not a value")
+                        .hint("values are consts, params, states, inputs, lets and box outputs"),
                     );
                     Ty::Error
                 }
             },
             Some(Binding::Variant(id, _)) => Ty::Enum(self.enum_ty(id)),
             Some(Binding::Module(_)) => {
-                self.report(Diagnostic::new(codes::WRONG_KIND, name.span, format!("`{}` is a module, not a value", name.name)));
+                self.report(Diagnostic::new(
+                    codes::WRONG_KIND,
+                    name.span,
+                    format!("`{}` is a module, not a value", name.name),
+                ));
                 Ty::Error
             }
             None => {
                 let mut names = env.names();
                 names.extend(self.scope_names());
-                let mut d = Diagnostic::new(codes::UNKNOWN_NAME, name.span, format!("unknown name `{}`", name.name))
-                    .label("not found in this scope");
+                let mut d = Diagnostic::new(
+                    codes::UNKNOWN_NAME,
+                    name.span,
+                    format!("unknown name `{}`", name.name),
+                )
+                .label("not found in this scope");
                 if let Some(s) = suggest(&name.name, names.iter().map(String::as_str)) {
                     d = d.hint(format!("did you mean `{s}`?"));
                 }
@@ -288,8 +363,12 @@ impl Checker<'_> {
                         Some(t) => t,
                         None => {
                             self.report(
-                                Diagnostic::new(codes::UNKNOWN_PORT, field.span, format!("`{g}` has no port `{}`", field.name))
-                                    .label("unknown port"),
+                                Diagnostic::new(
+                                    codes::UNKNOWN_PORT,
+                                    field.span,
+                                    format!("`{g}` has no port `{}`", field.name),
+                                )
+                                .label("unknown port"),
                             );
                             Ty::Error
                         }
@@ -309,9 +388,13 @@ impl Checker<'_> {
                         let et = self.enum_ty(id);
                         if !et.variants.contains(&field.name) {
                             self.report(
-                                Diagnostic::new(codes::UNKNOWN_NAME, field.span, format!("enum `{}` has no variant `{}`", et.name, field.name))
-                                    .label("unknown variant")
-                                    .hint(format!("its variants: {}", et.variants.join(", "))),
+                                Diagnostic::new(
+                                    codes::UNKNOWN_NAME,
+                                    field.span,
+                                    format!("enum `{}` has no variant `{}`", et.name, field.name),
+                                )
+                                .label("unknown variant")
+                                .hint(format!("its variants: {}", et.variants.join(", "))),
                             );
                         }
                         return Ty::Enum(et);
@@ -331,7 +414,10 @@ impl Checker<'_> {
                 };
                 if let Some((b, idx)) = target {
                     if let Some(Res::Box(i)) = env.lookup(self, b) {
-                        let port = Ident { name: format!("{}.{}", group.name, field.name), span: group.span.to(field.span) };
+                        let port = Ident {
+                            name: format!("{}.{}", group.name, field.name),
+                            span: group.span.to(field.span),
+                        };
                         return env.box_port(self, i, idx, &port, span);
                     }
                 }
@@ -342,8 +428,12 @@ impl Checker<'_> {
                         let ti = self.check_expr(env, &idx[0], Some(&Ty::Int));
                         if !ti.is_int() {
                             self.report(
-                                Diagnostic::new(codes::TYPE_MISMATCH, idx[0].span, format!("a box-array index must be an Int, found {ti}"))
-                                    .label(format!("this is {ti}")),
+                                Diagnostic::new(
+                                    codes::TYPE_MISMATCH,
+                                    idx[0].span,
+                                    format!("a box-array index must be an Int, found {ti}"),
+                                )
+                                .label(format!("this is {ti}")),
                             );
                         }
                         return env.box_port(self, i, Some(&idx[0]), field, span);
@@ -364,19 +454,27 @@ impl Checker<'_> {
                 None => {
                     let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
                     self.report(
-                        Diagnostic::new(codes::UNKNOWN_NAME, field.span, format!("no field `{}` in {t}", field.name))
-                            .label("unknown field")
-                            .with(base, format!("this is {t}"))
-                            .hint(format!("its fields: {}", names.join(", "))),
+                        Diagnostic::new(
+                            codes::UNKNOWN_NAME,
+                            field.span,
+                            format!("no field `{}` in {t}", field.name),
+                        )
+                        .label("unknown field")
+                        .with(base, format!("this is {t}"))
+                        .hint(format!("its fields: {}", names.join(", "))),
                     );
                     Ty::Error
                 }
             },
             _ => {
                 self.report(
-                    Diagnostic::new(codes::UNKNOWN_PORT, field.span, format!("`.{}` on a value of type {t}", field.name))
-                        .label("no such field or port")
-                        .with(base, format!("this is {t}, which has no fields")),
+                    Diagnostic::new(
+                        codes::UNKNOWN_PORT,
+                        field.span,
+                        format!("`.{}` on a value of type {t}", field.name),
+                    )
+                    .label("no such field or port")
+                    .with(base, format!("this is {t}, which has no fields")),
                 );
                 Ty::Error
             }
@@ -387,9 +485,13 @@ impl Checker<'_> {
         if let ExprKind::Var(b) = &base.kind {
             if let Some(Res::Box(_)) = env.lookup(self, b) {
                 self.report(
-                    Diagnostic::new(codes::WRONG_KIND, span, format!("`{}[…]` is a box, not a value", b.name))
-                        .label("a box of a box array")
-                        .hint(format!("read a port: `{}[i].PORT`", b.name)),
+                    Diagnostic::new(
+                        codes::WRONG_KIND,
+                        span,
+                        format!("`{}[…]` is a box, not a value", b.name),
+                    )
+                    .label("a box of a box array")
+                    .hint(format!("read a port: `{}[i].PORT`", b.name)),
                 );
                 return Ty::Error;
             }
@@ -399,7 +501,12 @@ impl Checker<'_> {
             let it = self.check_expr(env, i, Some(&Ty::Int));
             if !it.is_int() {
                 self.report(
-                    Diagnostic::new(codes::TYPE_MISMATCH, i.span, format!("an index must be an Int, found {it}")).label(format!("this is {it}")),
+                    Diagnostic::new(
+                        codes::TYPE_MISMATCH,
+                        i.span,
+                        format!("an index must be an Int, found {it}"),
+                    )
+                    .label(format!("this is {it}")),
                 );
             }
         }
@@ -408,8 +515,12 @@ impl Checker<'_> {
             Ty::Tensor(el, dims) => {
                 if idx.len() > dims.len() {
                     self.report(
-                        Diagnostic::new(codes::SHAPE_MISMATCH, span, format!("{} indices into a tensor of rank {}", idx.len(), dims.len()))
-                            .label(format!("indexes {}", Ty::Tensor(el, dims.clone()))),
+                        Diagnostic::new(
+                            codes::SHAPE_MISMATCH,
+                            span,
+                            format!("{} indices into a tensor of rank {}", idx.len(), dims.len()),
+                        )
+                        .label(format!("indexes {}", Ty::Tensor(el, dims.clone()))),
                     );
                     return Ty::Error;
                 }
@@ -417,29 +528,56 @@ impl Checker<'_> {
                 for (i, d) in idx.iter().zip(&dims) {
                     if let (Dim::Known(n), Ok(crate::consteval::Value::Int(v))) = (d, {
                         let sizes = crate::checker::Sizes::default();
-                        let mut ce = crate::checker::GlobalConsts { cx: self, sizes: &sizes, loop_vars: &HashMap::new() };
+                        let mut ce = crate::checker::GlobalConsts {
+                            cx: self,
+                            sizes: &sizes,
+                            loop_vars: &HashMap::new(),
+                        };
                         crate::consteval::eval(&mut ce, i)
                     }) {
                         if v < 0 || v as u64 >= *n {
                             self.report(
-                                Diagnostic::new(codes::INDEX_RANGE, i.span, format!("index {v} is out of range for a dimension of size {n}"))
-                                    .label(format!("valid indices are 0 to {}", n.saturating_sub(1))),
+                                Diagnostic::new(
+                                    codes::INDEX_RANGE,
+                                    i.span,
+                                    format!(
+                                        "index {v} is out of range for a dimension of size {n}"
+                                    ),
+                                )
+                                .label(format!("valid indices are 0 to {}", n.saturating_sub(1))),
                             );
                         }
                     }
                 }
-                if idx.len() == dims.len() { el.scalar() } else { Ty::Tensor(el, dims[idx.len()..].to_vec()) }
+                if idx.len() == dims.len() {
+                    el.scalar()
+                } else {
+                    Ty::Tensor(el, dims[idx.len()..].to_vec())
+                }
             }
             t => {
                 self.report(
-                    Diagnostic::new(codes::TYPE_MISMATCH, base.span, format!("only tensors can be indexed, this is {t}")).label(format!("this is {t}")),
+                    Diagnostic::new(
+                        codes::TYPE_MISMATCH,
+                        base.span,
+                        format!("only tensors can be indexed, this is {t}"),
+                    )
+                    .label(format!("this is {t}")),
                 );
                 Ty::Error
             }
         }
     }
 
-    fn check_binary(&mut self, env: &mut dyn Env, op: BinOp, a: &Expr, b: &Expr, span: Span, expected: Option<&Ty>) -> Ty {
+    fn check_binary(
+        &mut self,
+        env: &mut dyn Env,
+        op: BinOp,
+        a: &Expr,
+        b: &Expr,
+        span: Span,
+        expected: Option<&Ty>,
+    ) -> Ty {
         let hint = match op {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem | BinOp::Pow => expected,
             _ => None,
@@ -448,7 +586,14 @@ impl Checker<'_> {
         let tb = self.check_expr(env, b, hint.or(Some(&ta)).filter(|t| t.is_numeric()));
         if ta.is_error() || tb.is_error() {
             return match op {
-                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::And | BinOp::Or => Ty::Bool,
+                BinOp::Eq
+                | BinOp::Ne
+                | BinOp::Lt
+                | BinOp::Le
+                | BinOp::Gt
+                | BinOp::Ge
+                | BinOp::And
+                | BinOp::Or => Ty::Bool,
                 _ => Ty::Error,
             };
         }
@@ -467,32 +612,57 @@ impl Checker<'_> {
                 if ta == Ty::Bool && tb == Ty::Bool {
                     Ty::Bool
                 } else {
-                    mismatch(self, format!("`{}` needs two Bools, found {ta} and {tb}", op.symbol()), "compare numbers first: `x > 0.0 && y > 0.0`");
+                    mismatch(
+                        self,
+                        format!("`{}` needs two Bools, found {ta} and {tb}", op.symbol()),
+                        "compare numbers first: `x > 0.0 && y > 0.0`",
+                    );
                     Ty::Bool
                 }
             }
             BinOp::Eq | BinOp::Ne => {
-                let ok = (ta.is_numeric() && tb.is_numeric()) || ta == tb && matches!(ta, Ty::Bool | Ty::Enum(_));
+                let ok = (ta.is_numeric() && tb.is_numeric())
+                    || ta == tb && matches!(ta, Ty::Bool | Ty::Enum(_));
                 if !ok {
-                    mismatch(self, format!("cannot compare {ta} with {tb}"), "compare numbers with numbers, Bools with Bools, enums with the same enum");
+                    mismatch(
+                        self,
+                        format!("cannot compare {ta} with {tb}"),
+                        "compare numbers with numbers, Bools with Bools, enums with the same enum",
+                    );
                 }
                 Ty::Bool
             }
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 if !(ta.is_numeric() && tb.is_numeric()) {
-                    mismatch(self, format!("`{}` compares numbers, found {ta} and {tb}", op.symbol()), "order comparisons need Real or Int on both sides");
+                    mismatch(
+                        self,
+                        format!("`{}` compares numbers, found {ta} and {tb}", op.symbol()),
+                        "order comparisons need Real or Int on both sides",
+                    );
                 }
                 Ty::Bool
             }
             BinOp::MatMul => self.matmul(&ta, &tb, a.span, b.span, span),
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem | BinOp::Pow => {
                 let (Some(ea), Some(eb)) = (elem_of(&ta), elem_of(&tb)) else {
-                    return mismatch(self, format!("`{}` needs numbers, found {ta} and {tb}", op.symbol()), "arithmetic works on Real, Int and their tensors");
+                    return mismatch(
+                        self,
+                        format!("`{}` needs numbers, found {ta} and {tb}", op.symbol()),
+                        "arithmetic works on Real, Int and their tensors",
+                    );
                 };
                 if ea == Elem::Bool || eb == Elem::Bool {
-                    return mismatch(self, format!("`{}` needs numbers, found {ta} and {tb}", op.symbol()), "a Bool is not a number: write `if b then 1.0 else 0.0`");
+                    return mismatch(
+                        self,
+                        format!("`{}` needs numbers, found {ta} and {tb}", op.symbol()),
+                        "a Bool is not a number: write `if b then 1.0 else 0.0`",
+                    );
                 }
-                let el = if ea == Elem::Real || eb == Elem::Real || (op == BinOp::Pow && false) { Elem::Real } else { Elem::Int };
+                let el = if ea == Elem::Real || eb == Elem::Real || (op == BinOp::Pow && false) {
+                    Elem::Real
+                } else {
+                    Elem::Int
+                };
                 match (&ta, &tb) {
                     (Ty::Tensor(_, da), Ty::Tensor(_, db)) => {
                         if da != db {
@@ -517,19 +687,30 @@ impl Checker<'_> {
     fn matmul(&mut self, ta: &Ty, tb: &Ty, sa: Span, sb: Span, span: Span) -> Ty {
         let (Ty::Tensor(ea, da), Ty::Tensor(eb, db)) = (ta, tb) else {
             self.report(
-                Diagnostic::new(codes::TYPE_MISMATCH, span, format!("`@` multiplies tensors, found {ta} and {tb}"))
-                    .label("matrix product")
-                    .with(sa, format!("this is {ta}"))
-                    .with(sb, format!("this is {tb}"))
-                    .hint("use `*` to scale by a number"),
+                Diagnostic::new(
+                    codes::TYPE_MISMATCH,
+                    span,
+                    format!("`@` multiplies tensors, found {ta} and {tb}"),
+                )
+                .label("matrix product")
+                .with(sa, format!("this is {ta}"))
+                .with(sb, format!("this is {tb}"))
+                .hint("use `*` to scale by a number"),
             );
             return Ty::Error;
         };
         if *ea == Elem::Bool || *eb == Elem::Bool {
-            self.report(Diagnostic::new(codes::TYPE_MISMATCH, span, "`@` needs numeric tensors").label("Bool tensor"));
+            self.report(
+                Diagnostic::new(codes::TYPE_MISMATCH, span, "`@` needs numeric tensors")
+                    .label("Bool tensor"),
+            );
             return Ty::Error;
         }
-        let el = if *ea == Elem::Real || *eb == Elem::Real { Elem::Real } else { Elem::Int };
+        let el = if *ea == Elem::Real || *eb == Elem::Real {
+            Elem::Real
+        } else {
+            Elem::Int
+        };
         let inner_a = da.last();
         let inner_b = db.first();
         let ok_rank = da.len() <= 2 && db.len() <= 2;
@@ -554,7 +735,11 @@ impl Checker<'_> {
         }
         let mut dims: Vec<Dim> = da[..da.len() - 1].to_vec();
         dims.extend_from_slice(&db[1..]);
-        if dims.is_empty() { el.scalar() } else { Ty::Tensor(el, dims) }
+        if dims.is_empty() {
+            el.scalar()
+        } else {
+            Ty::Tensor(el, dims)
+        }
     }
 
     fn check_call(&mut self, env: &mut dyn Env, f: &Expr, args: &[Arg], span: Span) -> Ty {
@@ -562,29 +747,48 @@ impl Checker<'_> {
             ExprKind::Var(n) => n.clone(),
             ExprKind::Field(base, n) => match &base.kind {
                 ExprKind::Var(m) if matches!(self.lookup(&m.name), Some(Binding::Module(_))) => {
-                    let Some(Binding::Module(mid)) = self.lookup(&m.name) else { unreachable!() };
+                    let Some(Binding::Module(mid)) = self.lookup(&m.name) else {
+                        unreachable!()
+                    };
                     let saved = self.cur;
                     self.cur = mid;
                     let sig = match self.lookup(&n.name) {
-                        Some(Binding::Item(id)) if matches!(self.item(id).kind, ItemKind::Fn(_)) => self.fn_sig(id),
+                        Some(Binding::Item(id))
+                            if matches!(self.item(id).kind, ItemKind::Fn(_)) =>
+                        {
+                            self.fn_sig(id)
+                        }
                         _ => None,
                     };
                     self.cur = saved;
                     return match sig {
                         Some(sig) => self.apply_sig(env, &sig, &n.name, args, span),
                         None => {
-                            self.report(Diagnostic::new(codes::BAD_CALL, n.span, format!("`{}` has no fn `{}`", m.name, n.name)).label("unknown function"));
+                            self.report(
+                                Diagnostic::new(
+                                    codes::BAD_CALL,
+                                    n.span,
+                                    format!("`{}` has no fn `{}`", m.name, n.name),
+                                )
+                                .label("unknown function"),
+                            );
                             Ty::Error
                         }
                     };
                 }
                 _ => {
-                    self.report(Diagnostic::new(codes::BAD_CALL, f.span, "only functions can be called").label("not a function"));
+                    self.report(
+                        Diagnostic::new(codes::BAD_CALL, f.span, "only functions can be called")
+                            .label("not a function"),
+                    );
                     return Ty::Error;
                 }
             },
             _ => {
-                self.report(Diagnostic::new(codes::BAD_CALL, f.span, "only functions can be called").label("not a function"));
+                self.report(
+                    Diagnostic::new(codes::BAD_CALL, f.span, "only functions can be called")
+                        .label("not a function"),
+                );
                 return Ty::Error;
             }
         };
@@ -613,8 +817,17 @@ impl Checker<'_> {
             return true;
         }
         self.report(
-            Diagnostic::new(codes::BAD_CALL, span, format!("`{}` takes {n} argument{}, {} given", name.name, if n == 1 { "" } else { "s" }, args.len()))
-                .label("wrong number of arguments"),
+            Diagnostic::new(
+                codes::BAD_CALL,
+                span,
+                format!(
+                    "`{}` takes {n} argument{}, {} given",
+                    name.name,
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            )
+            .label("wrong number of arguments"),
         );
         false
     }
@@ -632,8 +845,12 @@ impl Checker<'_> {
                 Some(Elem::Real | Elem::Int) => with_elem(&t, Elem::Real),
                 _ => {
                     self.report(
-                        Diagnostic::new(codes::TYPE_MISMATCH, args[0].value.span, format!("`{n}` needs a number or a numeric tensor, found {t}"))
-                            .label(format!("this is {t}")),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            args[0].value.span,
+                            format!("`{n}` needs a number or a numeric tensor, found {t}"),
+                        )
+                        .label(format!("this is {t}")),
                     );
                     Ty::Error
                 }
@@ -650,9 +867,19 @@ impl Checker<'_> {
             }
             let int = a.is_int() && b.is_int() && matches!(n, "min" | "max");
             return match (&a, &b) {
-                (x, y) if x.is_numeric() && y.is_numeric() => if int { Ty::Int } else { Ty::Real },
-                (Ty::Tensor(_, d), y) | (y, Ty::Tensor(_, d)) if y.is_numeric() => Ty::Tensor(Elem::Real, d.clone()),
-                (Ty::Tensor(_, d1), Ty::Tensor(_, d2)) if d1 == d2 => Ty::Tensor(Elem::Real, d1.clone()),
+                (x, y) if x.is_numeric() && y.is_numeric() => {
+                    if int {
+                        Ty::Int
+                    } else {
+                        Ty::Real
+                    }
+                }
+                (Ty::Tensor(_, d), y) | (y, Ty::Tensor(_, d)) if y.is_numeric() => {
+                    Ty::Tensor(Elem::Real, d.clone())
+                }
+                (Ty::Tensor(_, d1), Ty::Tensor(_, d2)) if d1 == d2 => {
+                    Ty::Tensor(Elem::Real, d1.clone())
+                }
                 _ => {
                     self.report(
                         Diagnostic::new(codes::TYPE_MISMATCH, span, format!("`{n}` needs two numbers (or tensors of one shape), found {a} and {b}"))
@@ -674,7 +901,12 @@ impl Checker<'_> {
                 let t = self.check_expr(env, &args[0].value, None);
                 if !t.is_numeric() {
                     self.report(
-                        Diagnostic::new(codes::TYPE_MISMATCH, args[0].value.span, format!("`{n}` converts a number, found {t}")).label(format!("this is {t}")),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            args[0].value.span,
+                            format!("`{n}` converts a number, found {t}"),
+                        )
+                        .label(format!("this is {t}")),
                     );
                 }
                 if n == "real" { Ty::Real } else { Ty::Int }
@@ -692,7 +924,12 @@ impl Checker<'_> {
                     (Ty::Tensor(Elem::Real, _), "sum") => Ty::Real,
                     _ => {
                         self.report(
-                            Diagnostic::new(codes::TYPE_MISMATCH, args[0].value.span, format!("`{n}` needs a numeric tensor, found {t}")).label(format!("this is {t}")),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                args[0].value.span,
+                                format!("`{n}` needs a numeric tensor, found {t}"),
+                            )
+                            .label(format!("this is {t}")),
                         );
                         Ty::Error
                     }
@@ -709,10 +946,14 @@ impl Checker<'_> {
                     (Ty::Tensor(_, d1), Ty::Tensor(_, d2)) if d1 == d2 && d1.len() == 1 => Ty::Real,
                     _ => {
                         self.report(
-                            Diagnostic::new(codes::SHAPE_MISMATCH, span, format!("`dot` needs two vectors of one length, found {a} and {b}"))
-                                .label("here")
-                                .with(args[0].value.span, format!("this is {a}"))
-                                .with(args[1].value.span, format!("this is {b}")),
+                            Diagnostic::new(
+                                codes::SHAPE_MISMATCH,
+                                span,
+                                format!("`dot` needs two vectors of one length, found {a} and {b}"),
+                            )
+                            .label("here")
+                            .with(args[0].value.span, format!("this is {a}"))
+                            .with(args[1].value.span, format!("this is {b}")),
                         );
                         Ty::Error
                     }
@@ -724,7 +965,12 @@ impl Checker<'_> {
                 }
                 let mut names: Vec<String> = BUILTINS.iter().map(|s| s.to_string()).collect();
                 names.extend(self.scope_names());
-                let mut d = Diagnostic::new(codes::BAD_CALL, name.span, format!("unknown function `{n}`")).label("not a fn or built-in");
+                let mut d = Diagnostic::new(
+                    codes::BAD_CALL,
+                    name.span,
+                    format!("unknown function `{n}`"),
+                )
+                .label("not a fn or built-in");
                 d = match suggest(n, names.iter().map(String::as_str)) {
                     Some(s) => d.hint(format!("did you mean `{s}`?")),
                     None => d.hint("define it with `fn NAME(x: Real) -> Real = …`"),
@@ -736,15 +982,34 @@ impl Checker<'_> {
     }
 
     /// Applies a fn signature to arguments, inferring size parameters.
-    fn apply_sig(&mut self, env: &mut dyn Env, sig: &FnSig, name: &str, args: &[Arg], span: Span) -> Ty {
+    fn apply_sig(
+        &mut self,
+        env: &mut dyn Env,
+        sig: &FnSig,
+        name: &str,
+        args: &[Arg],
+        span: Span,
+    ) -> Ty {
         if args.len() != sig.params.len() {
             self.report(
-                Diagnostic::new(codes::BAD_CALL, span, format!("`{name}` takes {} argument(s), {} given", sig.params.len(), args.len()))
-                    .label("wrong number of arguments")
-                    .hint(format!(
-                        "`{name}({})`",
-                        sig.params.iter().map(|(n, t)| format!("{n}: {t}")).collect::<Vec<_>>().join(", ")
-                    )),
+                Diagnostic::new(
+                    codes::BAD_CALL,
+                    span,
+                    format!(
+                        "`{name}` takes {} argument(s), {} given",
+                        sig.params.len(),
+                        args.len()
+                    ),
+                )
+                .label("wrong number of arguments")
+                .hint(format!(
+                    "`{name}({})`",
+                    sig.params
+                        .iter()
+                        .map(|(n, t)| format!("{n}: {t}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
             for a in args {
                 self.check_expr(env, &a.value, None);
@@ -754,7 +1019,11 @@ impl Checker<'_> {
         let mut bound: HashMap<String, Dim> = HashMap::new();
         let mut ok = true;
         for ((pname, pt), a) in sig.params.iter().zip(args) {
-            let at = self.check_expr(env, &a.value, Some(pt).filter(|t| !matches!(t, Ty::Tensor(..))));
+            let at = self.check_expr(
+                env,
+                &a.value,
+                Some(pt).filter(|t| !matches!(t, Ty::Tensor(..))),
+            );
             if at.is_error() {
                 ok = false;
                 continue;
@@ -790,8 +1059,12 @@ impl Checker<'_> {
                     if !at.fits(pt) {
                         ok = false;
                         self.report(
-                            Diagnostic::new(codes::TYPE_MISMATCH, a.value.span, format!("argument `{pname}` of `{name}` expects {pt}, found {at}"))
-                                .label(format!("this is {at}")),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                a.value.span,
+                                format!("argument `{pname}` of `{name}` expects {pt}, found {at}"),
+                            )
+                            .label(format!("this is {at}")),
                         );
                     }
                 }
@@ -803,7 +1076,14 @@ impl Checker<'_> {
         subst(&sig.ret, &bound)
     }
 
-    fn check_match(&mut self, env: &mut dyn Env, scrut: &Expr, arms: &[dyn_syntax::ast::MatchArm], span: Span, expected: Option<&Ty>) -> Ty {
+    fn check_match(
+        &mut self,
+        env: &mut dyn Env,
+        scrut: &Expr,
+        arms: &[dyn_syntax::ast::MatchArm],
+        span: Span,
+        expected: Option<&Ty>,
+    ) -> Ty {
         let st = self.check_expr(env, scrut, None);
         let mut result: Option<(Ty, Span)> = None;
         let mut seen: Vec<String> = Vec::new();
@@ -814,9 +1094,13 @@ impl Checker<'_> {
                 (Pattern::Name(n), Ty::Enum(et)) => {
                     if !et.variants.contains(&n.name) {
                         self.report(
-                            Diagnostic::new(codes::MODE_MATCH, n.span, format!("`{}` is not a variant of {}", n.name, et.name))
-                                .label("unknown variant")
-                                .hint(format!("its variants: {}", et.variants.join(", "))),
+                            Diagnostic::new(
+                                codes::MODE_MATCH,
+                                n.span,
+                                format!("`{}` is not a variant of {}", n.name, et.name),
+                            )
+                            .label("unknown variant")
+                            .hint(format!("its variants: {}", et.variants.join(", "))),
                         );
                     }
                     seen.push(n.name.clone());
@@ -826,35 +1110,62 @@ impl Checker<'_> {
                 (_, Ty::Error) => {}
                 (p, t) => {
                     self.report(
-                        Diagnostic::new(codes::TYPE_MISMATCH, p.span(), format!("this pattern cannot match a value of type {t}"))
-                            .label("pattern")
-                            .with(scrut.span, format!("this is {t}")),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            p.span(),
+                            format!("this pattern cannot match a value of type {t}"),
+                        )
+                        .label("pattern")
+                        .with(scrut.span, format!("this is {t}")),
                     );
                 }
             }
             let t = self.check_expr(env, &arm.value, expected.or(result.as_ref().map(|r| &r.0)));
             result = Some(match result {
                 None => (t, arm.value.span),
-                Some((prev, ps)) => (self.unify_branches(&prev, &t, ps, arm.value.span, "`match` arms"), ps),
+                Some((prev, ps)) => (
+                    self.unify_branches(&prev, &t, ps, arm.value.span, "`match` arms"),
+                    ps,
+                ),
             });
         }
         let missing: Vec<String> = match &st {
-            Ty::Enum(et) => et.variants.iter().filter(|v| !seen.contains(v)).cloned().collect(),
-            Ty::Bool => ["true", "false"].iter().filter(|v| !seen.iter().any(|s| s == *v)).map(|s| s.to_string()).collect(),
+            Ty::Enum(et) => et
+                .variants
+                .iter()
+                .filter(|v| !seen.contains(v))
+                .cloned()
+                .collect(),
+            Ty::Bool => ["true", "false"]
+                .iter()
+                .filter(|v| !seen.iter().any(|s| s == *v))
+                .map(|s| s.to_string())
+                .collect(),
             Ty::Error => vec![],
             _ => vec!["other values".to_string()],
         };
         if !wild && !missing.is_empty() {
             self.report(
-                Diagnostic::new(codes::MODE_MATCH, span, format!("`match` does not cover {}", missing.join(", ")))
-                    .label("not exhaustive")
-                    .hint("add the missing arms, or `_ => …`"),
+                Diagnostic::new(
+                    codes::MODE_MATCH,
+                    span,
+                    format!("`match` does not cover {}", missing.join(", ")),
+                )
+                .label("not exhaustive")
+                .hint("add the missing arms, or `_ => …`"),
             );
         }
         result.map(|r| r.0).unwrap_or(Ty::Error)
     }
 
-    fn check_record(&mut self, env: &mut dyn Env, name: Option<&Ident>, fields: &[(Ident, Expr)], span: Span, expected: Option<&Ty>) -> Ty {
+    fn check_record(
+        &mut self,
+        env: &mut dyn Env,
+        name: Option<&Ident>,
+        fields: &[(Ident, Expr)],
+        span: Span,
+        expected: Option<&Ty>,
+    ) -> Ty {
         let Some(name) = name else {
             let mut out = Vec::new();
             for (n, e) in fields {
@@ -869,20 +1180,42 @@ impl Checker<'_> {
             _ => env.modes(),
         };
         if let Some(m) = modes.filter(|m| m.modes.iter().any(|(n, _)| *n == name.name)) {
-            let (_, outs) = m.modes.iter().find(|(n, _)| *n == name.name).expect("checked above").clone();
-            self.check_fields(env, &outs, fields, span, &format!("mode `{}`", name.name), codes::OUT_UNDEFINED);
+            let (_, outs) = m
+                .modes
+                .iter()
+                .find(|(n, _)| *n == name.name)
+                .expect("checked above")
+                .clone();
+            self.check_fields(
+                env,
+                &outs,
+                fields,
+                span,
+                &format!("mode `{}`", name.name),
+                codes::OUT_UNDEFINED,
+            );
             return Ty::Modes(m);
         }
         // A record through a type alias.
         if let Some(Binding::Item(id)) = self.lookup(&name.name) {
             if let ItemKind::TypeAlias(_) = self.item(id).kind {
                 let t = self.resolve_type(
-                    &dyn_syntax::ast::TypeExpr { kind: dyn_syntax::ast::TypeKind::Named(vec![name.clone()]), span: name.span },
+                    &dyn_syntax::ast::TypeExpr {
+                        kind: dyn_syntax::ast::TypeKind::Named(vec![name.clone()]),
+                        span: name.span,
+                    },
                     &Default::default(),
                 );
                 if let Ty::Record(fs) = &t {
                     let fs = fs.as_ref().clone();
-                    self.check_fields(env, &fs, fields, span, &format!("`{}`", name.name), codes::TYPE_MISMATCH);
+                    self.check_fields(
+                        env,
+                        &fs,
+                        fields,
+                        span,
+                        &format!("`{}`", name.name),
+                        codes::TYPE_MISMATCH,
+                    );
                     return t;
                 }
             }
@@ -890,8 +1223,12 @@ impl Checker<'_> {
         for (_, e) in fields {
             self.check_expr(env, e, None);
         }
-        let mut d = Diagnostic::new(codes::UNKNOWN_NAME, name.span, format!("`{}` is neither a mode nor a record type", name.name))
-            .label("unknown mode or record");
+        let mut d = Diagnostic::new(
+            codes::UNKNOWN_NAME,
+            name.span,
+            format!("`{}` is neither a mode nor a record type", name.name),
+        )
+        .label("unknown mode or record");
         if let Some(m) = env.modes() {
             let names: Vec<&str> = m.modes.iter().map(|(n, _)| n.as_str()).collect();
             d = d.hint(format!("the modes of {} are: {}", m.name, names.join(", ")));
@@ -900,11 +1237,26 @@ impl Checker<'_> {
         Ty::Error
     }
 
-    fn check_fields(&mut self, env: &mut dyn Env, decl: &[(String, Ty)], fields: &[(Ident, Expr)], span: Span, what: &str, missing_code: dyn_diag::Code) {
+    fn check_fields(
+        &mut self,
+        env: &mut dyn Env,
+        decl: &[(String, Ty)],
+        fields: &[(Ident, Expr)],
+        span: Span,
+        what: &str,
+        missing_code: dyn_diag::Code,
+    ) {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for (n, e) in fields {
             if let Some(prev) = seen.insert(&n.name, n.span) {
-                self.report(Diagnostic::new(codes::DUPLICATE, n.span, format!("`{}` is given twice", n.name)).with(prev, "first here"));
+                self.report(
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        n.span,
+                        format!("`{}` is given twice", n.name),
+                    )
+                    .with(prev, "first here"),
+                );
             }
             match decl.iter().find(|(d, _)| *d == n.name) {
                 Some((_, t)) => {
@@ -915,19 +1267,45 @@ impl Checker<'_> {
                     self.check_expr(env, e, None);
                     let names: Vec<&str> = decl.iter().map(|(d, _)| d.as_str()).collect();
                     self.report(
-                        Diagnostic::new(codes::UNKNOWN_PORT, n.span, format!("{what} has no `{}`", n.name))
-                            .label("unknown field")
-                            .hint(format!("{what} has: {}", if names.is_empty() { "nothing".to_string() } else { names.join(", ") })),
+                        Diagnostic::new(
+                            codes::UNKNOWN_PORT,
+                            n.span,
+                            format!("{what} has no `{}`", n.name),
+                        )
+                        .label("unknown field")
+                        .hint(format!(
+                            "{what} has: {}",
+                            if names.is_empty() {
+                                "nothing".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        )),
                     );
                 }
             }
         }
-        let missing: Vec<&str> = decl.iter().filter(|(d, _)| !seen.contains_key(d.as_str())).map(|(d, _)| d.as_str()).collect();
+        let missing: Vec<&str> = decl
+            .iter()
+            .filter(|(d, _)| !seen.contains_key(d.as_str()))
+            .map(|(d, _)| d.as_str())
+            .collect();
         if !missing.is_empty() {
             self.report(
-                Diagnostic::new(missing_code, span, format!("{what} is missing {}", missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")))
-                    .label("incomplete")
-                    .hint("give every field a value"),
+                Diagnostic::new(
+                    missing_code,
+                    span,
+                    format!(
+                        "{what} is missing {}",
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .label("incomplete")
+                .hint("give every field a value"),
             );
         }
     }

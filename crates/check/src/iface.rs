@@ -9,7 +9,9 @@ use crate::checker::{Binding, Checker, ItemId, Sizes};
 use crate::poly::FinPoly;
 use crate::types::{ModesTy, Ty, cardinality};
 use dyn_diag::{Diagnostic, Span, codes};
-use dyn_syntax::ast::{Dir, IfaceBody, IfaceEntry, IfaceRef, ItemKind, Poly, PolyKind, PortDecl, TypeExpr, TypeKind};
+use dyn_syntax::ast::{
+    Dir, IfaceBody, IfaceEntry, IfaceRef, ItemKind, Poly, PolyKind, PortDecl, TypeExpr, TypeKind,
+};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -56,7 +58,10 @@ impl Iface {
     /// The out port `name` if it exists in every mode.
     pub fn common_out(&self, name: &str) -> Option<&PortSig> {
         let first = self.modes.first()?.outs.iter().find(|p| p.name == name)?;
-        self.modes.iter().all(|m| m.outs.iter().any(|p| p.name == name && p.ty == first.ty)).then_some(first)
+        self.modes
+            .iter()
+            .all(|m| m.outs.iter().any(|p| p.name == name && p.ty == first.ty))
+            .then_some(first)
     }
 
     /// All distinct in ports over all modes, with the modes that have each.
@@ -94,7 +99,15 @@ impl Iface {
             modes: self
                 .modes
                 .iter()
-                .map(|m| (m.name.clone(), m.outs.iter().map(|p| (p.name.clone(), p.ty.clone())).collect()))
+                .map(|m| {
+                    (
+                        m.name.clone(),
+                        m.outs
+                            .iter()
+                            .map(|p| (p.name.clone(), p.ty.clone()))
+                            .collect(),
+                    )
+                })
                 .collect(),
         })
     }
@@ -102,12 +115,20 @@ impl Iface {
     /// The polynomial written out: `Real y^Real`, `{ out pop: Real  in rate: Real }`.
     pub fn describe(&self) -> String {
         let mode = |m: &ModeSig| {
-            let mut parts: Vec<String> = m.outs.iter().map(|p| format!("out {}: {}", p.name, p.ty)).collect();
+            let mut parts: Vec<String> = m
+                .outs
+                .iter()
+                .map(|p| format!("out {}: {}", p.name, p.ty))
+                .collect();
             parts.extend(m.ins.iter().map(|p| format!("in {}: {}", p.name, p.ty)));
             format!("{{ {} }}", parts.join("  "))
         };
         if self.moded {
-            self.modes.iter().map(|m| format!("{} {}", m.name, mode(m))).collect::<Vec<_>>().join(" + ")
+            self.modes
+                .iter()
+                .map(|m| format!("{} {}", m.name, mode(m)))
+                .collect::<Vec<_>>()
+                .join(" + ")
         } else {
             self.modes.first().map(mode).unwrap_or_default()
         }
@@ -137,7 +158,14 @@ struct Part {
 impl Checker<'_> {
     /// The interface of a header (`system S : Header`), reporting why it has no ports.
     pub fn header_iface(&mut self, r: &IfaceRef, sizes: &Sizes) -> Option<Rc<Iface>> {
-        let built = if let (PolyKind::Atom(TypeExpr { kind: TypeKind::Named(path), .. }), false) = (&r.poly.kind, r.sizes.is_empty()) {
+        let built = if let (
+            PolyKind::Atom(TypeExpr {
+                kind: TypeKind::Named(path),
+                ..
+            }),
+            false,
+        ) = (&r.poly.kind, r.sizes.is_empty())
+        {
             // `Name<3>`: a generic interface instantiated with sizes.
             let id = self.resolve_path(path, "interface")?;
             let mut vals = Vec::new();
@@ -151,9 +179,16 @@ impl Checker<'_> {
         match built.as_ref() {
             Ok(i) => Some(Rc::new(i.clone())),
             Err(np) => {
-                let mut d = Diagnostic::new(codes::NO_PORTS, r.poly.span, "this interface has no port structure")
-                    .label("used as a system's or lens's interface")
-                    .hint(format!("{} Declare an interface with `out`/`in` ports, modes, ⊗ or named sums", np.why));
+                let mut d = Diagnostic::new(
+                    codes::NO_PORTS,
+                    r.poly.span,
+                    "this interface has no port structure",
+                )
+                .label("used as a system's or lens's interface")
+                .hint(format!(
+                    "{} Declare an interface with `out`/`in` ports, modes, ⊗ or named sums",
+                    np.why
+                ));
                 if np.span != r.poly.span {
                     d = d.with(np.span, "this part has none");
                 }
@@ -172,35 +207,63 @@ impl Checker<'_> {
             Some(crate::checker::Slot::InProgress) => {
                 let name = Checker::item_name(self.item(id)).expect("interface has a name");
                 self.report(
-                    Diagnostic::new(codes::RECURSIVE_SYSTEM, used_at, format!("interface `{}` is defined in terms of itself", name.name))
-                        .label("refers back to the interface being defined")
-                        .with(name.span, "defined here")
-                        .hint("polynomials are finite expressions: an interface cannot contain itself"),
+                    Diagnostic::new(
+                        codes::RECURSIVE_SYSTEM,
+                        used_at,
+                        format!("interface `{}` is defined in terms of itself", name.name),
+                    )
+                    .label("refers back to the interface being defined")
+                    .with(name.span, "defined here")
+                    .hint("polynomials are finite expressions: an interface cannot contain itself"),
                 );
                 return None;
             }
             None => {}
         }
         let ItemKind::Interface(def) = &self.item(id).kind else {
-            let name = Checker::item_name(self.item(id)).map(|n| n.name.clone()).unwrap_or_default();
+            let name = Checker::item_name(self.item(id))
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
             self.report(
-                Diagnostic::new(codes::WRONG_KIND, used_at, format!("`{name}` is not an interface"))
-                    .label("an interface is expected here"),
+                Diagnostic::new(
+                    codes::WRONG_KIND,
+                    used_at,
+                    format!("`{name}` is not an interface"),
+                )
+                .label("an interface is expected here"),
             );
             return None;
         };
         if def.sizes.len() != sizes.len() {
             self.report(
-                Diagnostic::new(codes::BAD_SIZE, used_at, format!("interface `{}` takes {} size argument(s), {} given", def.name.name, def.sizes.len(), sizes.len()))
-                    .label("size arguments")
-                    .with(def.name.span, "declared here"),
+                Diagnostic::new(
+                    codes::BAD_SIZE,
+                    used_at,
+                    format!(
+                        "interface `{}` takes {} size argument(s), {} given",
+                        def.name.name,
+                        def.sizes.len(),
+                        sizes.len()
+                    ),
+                )
+                .label("size arguments")
+                .with(def.name.span, "declared here"),
             );
             return None;
         }
-        self.ifaces.insert(key.clone(), crate::checker::Slot::InProgress);
+        self.ifaces
+            .insert(key.clone(), crate::checker::Slot::InProgress);
         let saved = self.cur;
         self.cur = id.module;
-        let szs = Sizes { bound: def.sizes.iter().map(|s| s.name.clone()).zip(sizes).collect(), symbolic: Default::default() };
+        let szs = Sizes {
+            bound: def
+                .sizes
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(sizes)
+                .collect(),
+            symbolic: Default::default(),
+        };
         let built = self.build_poly(&def.poly, &szs).map(|mut b| {
             if let Ok(i) = &mut b {
                 if !i.moded || matches!(def.poly.kind, PolyKind::Body(_)) {
@@ -210,7 +273,8 @@ impl Checker<'_> {
             Rc::new(b)
         });
         self.cur = saved;
-        self.ifaces.insert(key, crate::checker::Slot::Done(built.clone()));
+        self.ifaces
+            .insert(key, crate::checker::Slot::Done(built.clone()));
         built
     }
 
@@ -221,12 +285,22 @@ impl Checker<'_> {
             Ok(part) => part,
             Err(e) => return Some(Err(e)),
         };
-        Some(Ok(Iface { name: self.modules[self.cur].ast_snippet(p.span), modes: part.modes, moded: part.moded, span: p.span }))
+        Some(Ok(Iface {
+            name: self.modules[self.cur].ast_snippet(p.span),
+            modes: part.modes,
+            moded: part.moded,
+            span: p.span,
+        }))
     }
 
     fn part(&mut self, p: &Poly, sizes: &Sizes) -> Option<Result<Part, NoPorts>> {
         let one = |outs: Vec<PortSig>, ins: Vec<PortSig>, span: Span| Part {
-            modes: vec![ModeSig { name: String::new(), span, outs, ins }],
+            modes: vec![ModeSig {
+                name: String::new(),
+                span,
+                outs,
+                ins,
+            }],
             moded: false,
             label: None,
         };
@@ -368,7 +442,9 @@ impl Checker<'_> {
     }
 
     fn atom_iface(&mut self, t: &TypeExpr) -> Option<ItemId> {
-        let TypeKind::Named(path) = &t.kind else { return None };
+        let TypeKind::Named(path) = &t.kind else {
+            return None;
+        };
         let mut module = self.cur;
         for (i, seg) in path.iter().enumerate() {
             match self.lookup_in(module, &seg.name)? {
@@ -382,20 +458,34 @@ impl Checker<'_> {
         None
     }
 
-    fn ports(&mut self, ports: &[PortDecl], sizes: &Sizes, seen: &mut HashMap<String, Span>) -> (Vec<PortSig>, Vec<PortSig>) {
+    fn ports(
+        &mut self,
+        ports: &[PortDecl],
+        sizes: &Sizes,
+        seen: &mut HashMap<String, Span>,
+    ) -> (Vec<PortSig>, Vec<PortSig>) {
         let (mut outs, mut ins) = (Vec::new(), Vec::new());
         for p in ports {
             if let Some(prev) = seen.insert(p.name.name.clone(), p.name.span) {
                 self.report(
-                    Diagnostic::new(codes::DUPLICATE, p.name.span, format!("port `{}` is declared twice", p.name.name))
-                        .label("second declaration")
-                        .with(prev, "first declared here")
-                        .hint("ports of one interface (or one mode) need distinct names"),
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        p.name.span,
+                        format!("port `{}` is declared twice", p.name.name),
+                    )
+                    .label("second declaration")
+                    .with(prev, "first declared here")
+                    .hint("ports of one interface (or one mode) need distinct names"),
                 );
                 continue;
             }
             let ty = self.resolve_type(&p.ty, sizes);
-            let sig = PortSig { name: p.name.name.clone(), ty, span: p.span, doc: p.doc.clone() };
+            let sig = PortSig {
+                name: p.name.name.clone(),
+                ty,
+                span: p.span,
+                doc: p.doc.clone(),
+            };
             match p.dir {
                 Dir::Out => outs.push(sig),
                 Dir::In => ins.push(sig),
@@ -405,41 +495,87 @@ impl Checker<'_> {
     }
 
     fn body(&mut self, b: &IfaceBody, sizes: &Sizes) -> Option<Part> {
-        let plain: Vec<PortDecl> = b.entries.iter().filter_map(|e| if let IfaceEntry::Port(p) = e { Some(p.clone()) } else { None }).collect();
+        let plain: Vec<PortDecl> = b
+            .entries
+            .iter()
+            .filter_map(|e| {
+                if let IfaceEntry::Port(p) = e {
+                    Some(p.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
         let mut modes = Vec::new();
         let mut mode_names: HashMap<String, Span> = HashMap::new();
         for e in &b.entries {
             if let IfaceEntry::Mode { name, ports, .. } = e {
                 if let Some(prev) = mode_names.insert(name.name.clone(), name.span) {
                     self.report(
-                        Diagnostic::new(codes::DUPLICATE, name.span, format!("mode `{}` is declared twice", name.name)).with(prev, "first declared here"),
+                        Diagnostic::new(
+                            codes::DUPLICATE,
+                            name.span,
+                            format!("mode `{}` is declared twice", name.name),
+                        )
+                        .with(prev, "first declared here"),
                     );
                     continue;
                 }
                 let (outs, ins) = self.ports(ports, sizes, &mut HashMap::new());
-                modes.push(ModeSig { name: name.name.clone(), span: name.span, outs, ins });
+                modes.push(ModeSig {
+                    name: name.name.clone(),
+                    span: name.span,
+                    outs,
+                    ins,
+                });
             }
         }
         if !modes.is_empty() && !plain.is_empty() {
             self.report(
-                Diagnostic::new(codes::BAD_INTERFACE, plain[0].span, "an interface with modes cannot also have ports outside its modes")
-                    .label("port outside every mode")
-                    .with(modes[0].span, "this interface has modes")
-                    .hint("declare the port inside each mode that has it"),
+                Diagnostic::new(
+                    codes::BAD_INTERFACE,
+                    plain[0].span,
+                    "an interface with modes cannot also have ports outside its modes",
+                )
+                .label("port outside every mode")
+                .with(modes[0].span, "this interface has modes")
+                .hint("declare the port inside each mode that has it"),
             );
             return None;
         }
         if modes.is_empty() {
             let (outs, ins) = self.ports(&plain, sizes, &mut HashMap::new());
-            return Some(Part { modes: vec![ModeSig { name: String::new(), span: b.span, outs, ins }], moded: false, label: None });
+            return Some(Part {
+                modes: vec![ModeSig {
+                    name: String::new(),
+                    span: b.span,
+                    outs,
+                    ins,
+                }],
+                moded: false,
+                label: None,
+            });
         }
-        Some(Part { modes, moded: true, label: None })
+        Some(Part {
+            modes,
+            moded: true,
+            label: None,
+        })
     }
 
     /// The normal form of a finite polynomial expression.
-    pub fn fin_poly(&mut self, p: &Poly, sizes: &Sizes, depth: usize) -> Result<FinPoly, Diagnostic> {
-        if depth > 64 {
-            return Err(Diagnostic::new(codes::RECURSIVE_SYSTEM, p.span, "interfaces nest too deeply (or refer to themselves)"));
+    pub fn fin_poly(
+        &mut self,
+        p: &Poly,
+        sizes: &Sizes,
+        depth: usize,
+    ) -> Result<FinPoly, Diagnostic> {
+        if depth > 600 {
+            return Err(Diagnostic::new(
+                codes::RECURSIVE_SYSTEM,
+                p.span,
+                "interfaces nest too deeply (or refer to themselves)",
+            ));
         }
         let too_large = |span: Span| {
             Diagnostic::new(codes::NOT_FINITE, span, "polynomial too large to compute")
@@ -458,14 +594,26 @@ impl Checker<'_> {
         };
         let exp = |n: u128, span: Span| u64::try_from(n).map_err(|_| too_large(span));
         Ok(match &p.kind {
-            PolyKind::Error => return Err(Diagnostic::new(codes::PARSE_ERROR, p.span, "this polynomial did not parse")),
+            PolyKind::Error => {
+                return Err(Diagnostic::new(
+                    codes::PARSE_ERROR,
+                    p.span,
+                    "this polynomial did not parse",
+                ));
+            }
             PolyKind::Y => FinPoly::y(),
             PolyKind::Atom(t) if is_y(t) => FinPoly::y(),
             PolyKind::Atom(t) => match self.atom_iface(t) {
                 Some(id) => {
-                    let ItemKind::Interface(def) = &self.item(id).kind else { unreachable!() };
+                    let ItemKind::Interface(def) = &self.item(id).kind else {
+                        unreachable!()
+                    };
                     if !def.sizes.is_empty() {
-                        return Err(Diagnostic::new(codes::BAD_SIZE, t.span, format!("interface `{}` needs size arguments", def.name.name)));
+                        return Err(Diagnostic::new(
+                            codes::BAD_SIZE,
+                            t.span,
+                            format!("interface `{}` needs size arguments", def.name.name),
+                        ));
                     }
                     let saved = self.cur;
                     self.cur = id.module;
@@ -476,18 +624,26 @@ impl Checker<'_> {
                 None => FinPoly::constant(card(self, t)?),
             },
             PolyKind::Body(b) => {
-                let part = self.body(b, sizes).ok_or_else(|| Diagnostic::new(codes::BAD_INTERFACE, b.span, "malformed interface"))?;
+                let part = self.body(b, sizes).ok_or_else(|| {
+                    Diagnostic::new(codes::BAD_INTERFACE, b.span, "malformed interface")
+                })?;
                 let mut acc = FinPoly::zero();
                 for m in &part.modes {
                     let mut c: u128 = 1;
                     for o in &m.outs {
-                        c = c.checked_mul(port_card(o)?).ok_or_else(|| too_large(b.span))?;
+                        c = c
+                            .checked_mul(port_card(o)?)
+                            .ok_or_else(|| too_large(b.span))?;
                     }
                     let mut e: u128 = 1;
                     for i in &m.ins {
-                        e = e.checked_mul(port_card(i)?).ok_or_else(|| too_large(b.span))?;
+                        e = e
+                            .checked_mul(port_card(i)?)
+                            .ok_or_else(|| too_large(b.span))?;
                     }
-                    acc = acc.add(&FinPoly::monomial(c, exp(e, b.span)?)).map_err(|_| too_large(b.span))?;
+                    acc = acc
+                        .add(&FinPoly::monomial(c, exp(e, b.span)?))
+                        .map_err(|_| too_large(b.span))?;
                 }
                 acc
             }
@@ -498,10 +654,15 @@ impl Checker<'_> {
             }
             PolyKind::Coef(c, inner) => {
                 let n = card(self, c)?;
-                FinPoly::constant(n).product(&self.fin_poly(inner, sizes, depth + 1)?).map_err(|_| too_large(p.span))?
+                FinPoly::constant(n)
+                    .product(&self.fin_poly(inner, sizes, depth + 1)?)
+                    .map_err(|_| too_large(p.span))?
             }
             PolyKind::Named(_, inner) => self.fin_poly(inner, sizes, depth + 1)?,
-            PolyKind::Sum(a, b) | PolyKind::Product(a, b) | PolyKind::Tensor(a, b) | PolyKind::Compose(a, b) => {
+            PolyKind::Sum(a, b)
+            | PolyKind::Product(a, b)
+            | PolyKind::Tensor(a, b)
+            | PolyKind::Compose(a, b) => {
                 let x = self.fin_poly(a, sizes, depth + 1)?;
                 let y = self.fin_poly(b, sizes, depth + 1)?;
                 match &p.kind {

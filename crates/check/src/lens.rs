@@ -34,7 +34,15 @@ impl LensEnv {
         &self.tgt.modes[self.tm]
     }
 
-    fn forbid(&self, cx: &mut Checker, span: Span, msg: String, label: &str, hint: &str, side: Span) -> Option<Res> {
+    fn forbid(
+        &self,
+        cx: &mut Checker,
+        span: Span,
+        msg: String,
+        label: &str,
+        hint: &str,
+        side: Span,
+    ) -> Option<Res> {
         cx.report(
             Diagnostic::new(codes::LENS_FORBIDDEN_READ, span, msg)
                 .label(label.to_string())
@@ -44,9 +52,25 @@ impl LensEnv {
         Some(Res::Forbidden)
     }
 
-    fn resolve(&mut self, cx: &mut Checker, name: &str, span: Span, side: Option<&str>) -> Option<Res> {
-        let src_out = self.smode().outs.iter().find(|p| p.name == name).map(|p| p.ty.clone());
-        let tgt_in = self.tmode().ins.iter().find(|p| p.name == name).map(|p| p.ty.clone());
+    fn resolve(
+        &mut self,
+        cx: &mut Checker,
+        name: &str,
+        span: Span,
+        side: Option<&str>,
+    ) -> Option<Res> {
+        let src_out = self
+            .smode()
+            .outs
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.ty.clone());
+        let tgt_in = self
+            .tmode()
+            .ins
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.ty.clone());
         let src_in = self.smode().ins.iter().any(|p| p.name == name);
         let tgt_out = self.tmode().outs.iter().any(|p| p.name == name);
         let (src_out, tgt_in) = match side {
@@ -59,7 +83,11 @@ impl LensEnv {
             Some("tgt") => (false, tgt_out),
             _ => (src_in, tgt_out),
         };
-        let part = if self.backward { "the backward part (`in`)" } else { "the forward part (`out`)" };
+        let part = if self.backward {
+            "the backward part (`in`)"
+        } else {
+            "the forward part (`out`)"
+        };
         match (src_out, tgt_in) {
             (Some(_), Some(_)) if self.backward => {
                 cx.report(
@@ -113,9 +141,16 @@ impl Env for LensEnv {
         if let Some((_, t, back)) = self.lets.iter().find(|l| l.0 == name.name).cloned() {
             if back && !self.backward {
                 cx.report(
-                    Diagnostic::new(codes::LENS_FORBIDDEN_READ, name.span, format!("the forward part reads `let {}`, which reads the target's in ports", name.name))
-                        .label("a backward value")
-                        .hint("forward (`out …`) may read only the source's out ports"),
+                    Diagnostic::new(
+                        codes::LENS_FORBIDDEN_READ,
+                        name.span,
+                        format!(
+                            "the forward part reads `let {}`, which reads the target's in ports",
+                            name.name
+                        ),
+                    )
+                    .label("a backward value")
+                    .hint("forward (`out …`) may read only the source's out ports"),
                 );
                 return Some(Res::Forbidden);
             }
@@ -130,7 +165,12 @@ impl Env for LensEnv {
         let prefix = format!("{}.", name.name);
         let all = [self.smode(), self.tmode()];
         all.iter()
-            .any(|m| m.outs.iter().chain(&m.ins).any(|p| p.name.starts_with(&prefix)))
+            .any(|m| {
+                m.outs
+                    .iter()
+                    .chain(&m.ins)
+                    .any(|p| p.name.starts_with(&prefix))
+            })
             .then(|| Res::Group(name.name.clone()))
     }
 
@@ -160,7 +200,9 @@ impl Checker<'_> {
         let sizes = Default::default();
         let src = self.header_iface(&l.src, &sizes);
         let tgt = self.header_iface(&l.tgt, &sizes);
-        let (Some(src), Some(tgt)) = (src, tgt) else { return };
+        let (Some(src), Some(tgt)) = (src, tgt) else {
+            return;
+        };
         let mut env = LensEnv {
             src: src.clone(),
             tgt: tgt.clone(),
@@ -172,9 +214,22 @@ impl Checker<'_> {
             lets: vec![],
             read_backward: false,
         };
-        let matches: Vec<(&Vec<dyn_syntax::ast::LensArm>, Span)> =
-            l.body.iter().filter_map(|it| if let LensItemKind::Match(a) = &it.kind { Some((a, it.span)) } else { None }).collect();
-        let top_defs: Vec<&LensItem> = l.body.iter().filter(|it| matches!(it.kind, LensItemKind::Def { .. })).collect();
+        let matches: Vec<(&Vec<dyn_syntax::ast::LensArm>, Span)> = l
+            .body
+            .iter()
+            .filter_map(|it| {
+                if let LensItemKind::Match(a) = &it.kind {
+                    Some((a, it.span))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let top_defs: Vec<&LensItem> = l
+            .body
+            .iter()
+            .filter(|it| matches!(it.kind, LensItemKind::Def { .. }))
+            .collect();
         // Top-level lets (forward unless they read the target's ins).
         if src.moded && !matches.is_empty() || !src.moded {
             for it in &l.body {
@@ -203,8 +258,12 @@ impl Checker<'_> {
             }
             for d in &top_defs {
                 self.report(
-                    Diagnostic::new(codes::MODE_MATCH, d.span, "between interfaces with modes, definitions go inside `match mode` arms")
-                        .label("outside the match"),
+                    Diagnostic::new(
+                        codes::MODE_MATCH,
+                        d.span,
+                        "between interfaces with modes, definitions go inside `match mode` arms",
+                    )
+                    .label("outside the match"),
                 );
             }
             let mut seen: HashMap<String, Span> = HashMap::new();
@@ -214,12 +273,20 @@ impl Checker<'_> {
                         match src.modes.iter().position(|m| m.name == arm.src_mode.name) {
                             Some(i) => i,
                             None => {
-                                let names: Vec<&str> = src.modes.iter().map(|m| m.name.as_str()).collect();
+                                let names: Vec<&str> =
+                                    src.modes.iter().map(|m| m.name.as_str()).collect();
                                 self.report(
-                                    Diagnostic::new(codes::MODE_MATCH, arm.src_mode.span, format!("`{}` is not a mode of the source", arm.src_mode.name))
-                                        .label("unknown mode")
-                                        .with(l.src.poly.span, "the source")
-                                        .hint(format!("its modes: {}", names.join(", "))),
+                                    Diagnostic::new(
+                                        codes::MODE_MATCH,
+                                        arm.src_mode.span,
+                                        format!(
+                                            "`{}` is not a mode of the source",
+                                            arm.src_mode.name
+                                        ),
+                                    )
+                                    .label("unknown mode")
+                                    .with(l.src.poly.span, "the source")
+                                    .hint(format!("its modes: {}", names.join(", "))),
                                 );
                                 continue;
                             }
@@ -228,36 +295,59 @@ impl Checker<'_> {
                         0
                     };
                     if let Some(prev) = seen.insert(arm.src_mode.name.clone(), arm.src_mode.span) {
-                        self.report(Diagnostic::new(codes::MODE_MATCH, arm.src_mode.span, format!("mode `{}` is matched twice", arm.src_mode.name)).with(prev, "first arm"));
+                        self.report(
+                            Diagnostic::new(
+                                codes::MODE_MATCH,
+                                arm.src_mode.span,
+                                format!("mode `{}` is matched twice", arm.src_mode.name),
+                            )
+                            .with(prev, "first arm"),
+                        );
                     }
                     let tm = match (&arm.tgt_mode, tgt.moded) {
                         (Some(t), true) => match tgt.modes.iter().position(|m| m.name == t.name) {
                             Some(i) => i,
                             None => {
-                                let names: Vec<&str> = tgt.modes.iter().map(|m| m.name.as_str()).collect();
+                                let names: Vec<&str> =
+                                    tgt.modes.iter().map(|m| m.name.as_str()).collect();
                                 self.report(
-                                    Diagnostic::new(codes::MODE_MATCH, t.span, format!("`{}` is not a mode of the target", t.name))
-                                        .label("unknown mode")
-                                        .with(l.tgt.poly.span, "the target")
-                                        .hint(format!("its modes: {}", names.join(", "))),
+                                    Diagnostic::new(
+                                        codes::MODE_MATCH,
+                                        t.span,
+                                        format!("`{}` is not a mode of the target", t.name),
+                                    )
+                                    .label("unknown mode")
+                                    .with(l.tgt.poly.span, "the target")
+                                    .hint(format!("its modes: {}", names.join(", "))),
                                 );
                                 continue;
                             }
                         },
                         (None, true) => {
                             self.report(
-                                Diagnostic::new(codes::MODE_MATCH, arm.src_mode.span, "name the target mode this arm maps to")
-                                    .label("no target mode")
-                                    .with(l.tgt.poly.span, "the target has modes")
-                                    .hint(format!("`{} => {} {{ … }}`", arm.src_mode.name, tgt.modes[0].name)),
+                                Diagnostic::new(
+                                    codes::MODE_MATCH,
+                                    arm.src_mode.span,
+                                    "name the target mode this arm maps to",
+                                )
+                                .label("no target mode")
+                                .with(l.tgt.poly.span, "the target has modes")
+                                .hint(format!(
+                                    "`{} => {} {{ … }}`",
+                                    arm.src_mode.name, tgt.modes[0].name
+                                )),
                             );
                             continue;
                         }
                         (Some(t), false) => {
                             self.report(
-                                Diagnostic::new(codes::MODE_MATCH, t.span, "the target has no modes")
-                                    .label("not a mode")
-                                    .hint(format!("write `{} => {{ … }}`", arm.src_mode.name)),
+                                Diagnostic::new(
+                                    codes::MODE_MATCH,
+                                    t.span,
+                                    "the target has no modes",
+                                )
+                                .label("not a mode")
+                                .hint(format!("write `{} => {{ … }}`", arm.src_mode.name)),
                             );
                             0
                         }
@@ -268,7 +358,12 @@ impl Checker<'_> {
                     self.lens_defs(&mut env, l, arm.body.iter().collect(), arm.span);
                 }
                 if src.moded {
-                    let missing: Vec<&str> = src.modes.iter().map(|m| m.name.as_str()).filter(|m| !seen.contains_key(*m)).collect();
+                    let missing: Vec<&str> = src
+                        .modes
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .filter(|m| !seen.contains_key(*m))
+                        .collect();
                     if !missing.is_empty() {
                         self.report(
                             Diagnostic::new(codes::MODE_MATCH, mspan, format!("lens `{}` does not say what to do in source mode {}", l.name.name, missing.join(", ")))
@@ -296,47 +391,83 @@ impl Checker<'_> {
                     let t = self.check_expr(env, value, None);
                     env.lets.push((name.name.clone(), t, env.read_backward));
                 }
-                LensItemKind::Def { dir, kw, port, value } => {
+                LensItemKind::Def {
+                    dir,
+                    kw,
+                    port,
+                    value,
+                } => {
                     let (want, wrong_side) = match dir {
-                        Dir::Out => (env.tmode().outs.iter().find(|p| p.name == port.name).cloned(), {
-                            if env.smode().ins.iter().any(|p| p.name == port.name) {
-                                Some(("an in port of the source", "the backward part: `in"))
-                            } else if env.tmode().ins.iter().any(|p| p.name == port.name) {
-                                Some(("an in port of the target", ""))
-                            } else if env.smode().outs.iter().any(|p| p.name == port.name) {
-                                Some(("an out port of the source", ""))
-                            } else {
-                                None
-                            }
-                        }),
-                        Dir::In => (env.smode().ins.iter().find(|p| p.name == port.name).cloned(), {
-                            if env.tmode().outs.iter().any(|p| p.name == port.name) {
-                                Some(("an out port of the target", "the forward part: `out"))
-                            } else if env.smode().outs.iter().any(|p| p.name == port.name) {
-                                Some(("an out port of the source", ""))
-                            } else if env.tmode().ins.iter().any(|p| p.name == port.name) {
-                                Some(("an in port of the target", ""))
-                            } else {
-                                None
-                            }
-                        }),
+                        Dir::Out => (
+                            env.tmode()
+                                .outs
+                                .iter()
+                                .find(|p| p.name == port.name)
+                                .cloned(),
+                            {
+                                if env.smode().ins.iter().any(|p| p.name == port.name) {
+                                    Some(("an in port of the source", "the backward part: `in"))
+                                } else if env.tmode().ins.iter().any(|p| p.name == port.name) {
+                                    Some(("an in port of the target", ""))
+                                } else if env.smode().outs.iter().any(|p| p.name == port.name) {
+                                    Some(("an out port of the source", ""))
+                                } else {
+                                    None
+                                }
+                            },
+                        ),
+                        Dir::In => (
+                            env.smode()
+                                .ins
+                                .iter()
+                                .find(|p| p.name == port.name)
+                                .cloned(),
+                            {
+                                if env.tmode().outs.iter().any(|p| p.name == port.name) {
+                                    Some(("an out port of the target", "the forward part: `out"))
+                                } else if env.smode().outs.iter().any(|p| p.name == port.name) {
+                                    Some(("an out port of the source", ""))
+                                } else if env.tmode().ins.iter().any(|p| p.name == port.name) {
+                                    Some(("an in port of the target", ""))
+                                } else {
+                                    None
+                                }
+                            },
+                        ),
                     };
                     env.backward = *dir == Dir::In;
                     env.read_backward = false;
                     let t = self.check_expr(env, value, want.as_ref().map(|p| &p.ty));
                     let (side_word, rule) = match dir {
-                        Dir::Out => ("forward part (`out`)", "`out p = …` defines an out port of the target, from the source's out ports"),
-                        Dir::In => ("backward part (`in`)", "`in p = …` defines an in port of the source, from the source's out ports and the target's in ports"),
+                        Dir::Out => (
+                            "forward part (`out`)",
+                            "`out p = …` defines an out port of the target, from the source's out ports",
+                        ),
+                        Dir::In => (
+                            "backward part (`in`)",
+                            "`in p = …` defines an in port of the source, from the source's out ports and the target's in ports",
+                        ),
                     };
                     match (want, wrong_side) {
                         (Some(p), _) => {
                             self.expect_fits(&t, &p.ty, value.span, Some(p.span));
-                            let map = if *dir == Dir::Out { &mut outs } else { &mut ins };
+                            let map = if *dir == Dir::Out {
+                                &mut outs
+                            } else {
+                                &mut ins
+                            };
                             if let Some(prev) = map.insert(port.name.clone(), port.span) {
                                 self.report(
-                                    Diagnostic::new(codes::LENS_DUPLICATE, port.span, format!("lens `{}` defines `{}` twice", l.name.name, port.name))
-                                        .label("second definition")
-                                        .with(prev, "first definition"),
+                                    Diagnostic::new(
+                                        codes::LENS_DUPLICATE,
+                                        port.span,
+                                        format!(
+                                            "lens `{}` defines `{}` twice",
+                                            l.name.name, port.name
+                                        ),
+                                    )
+                                    .label("second definition")
+                                    .with(prev, "first definition"),
                                 );
                             }
                         }
@@ -354,31 +485,72 @@ impl Checker<'_> {
                             let mut d = Diagnostic::new(
                                 codes::LENS_WRONG_SIDE,
                                 kw.to(port.span),
-                                format!("the {side_word} of lens `{}` defines `{}`, which is {what}", l.name.name, port.name),
+                                format!(
+                                    "the {side_word} of lens `{}` defines `{}`, which is {what}",
+                                    l.name.name, port.name
+                                ),
                             )
                             .label("defined on the wrong side")
                             .with(env.src_span, "source interface")
                             .with(env.tgt_span, "target interface");
-                            d = if fix.is_empty() { d.hint(rule) } else { d.hint(format!("{rule}; `{}` belongs in {fix} {} = …`", port.name, port.name)) };
+                            d = if fix.is_empty() {
+                                d.hint(rule)
+                            } else {
+                                d.hint(format!(
+                                    "{rule}; `{}` belongs in {fix} {} = …`",
+                                    port.name, port.name
+                                ))
+                            };
                             self.report(d);
                         }
                         (None, None) => {
-                            let side = if *dir == Dir::Out { "target's out ports" } else { "source's in ports" };
+                            let side = if *dir == Dir::Out {
+                                "target's out ports"
+                            } else {
+                                "source's in ports"
+                            };
                             let names: Vec<String> = match dir {
-                                Dir::Out => env.tmode().outs.iter().map(|p| p.name.clone()).collect(),
+                                Dir::Out => {
+                                    env.tmode().outs.iter().map(|p| p.name.clone()).collect()
+                                }
                                 Dir::In => env.smode().ins.iter().map(|p| p.name.clone()).collect(),
                             };
                             self.report(
-                                Diagnostic::new(codes::UNKNOWN_PORT, port.span, format!("`{}` is none of the {side}", port.name))
-                                    .label("unknown port")
-                                    .with(if *dir == Dir::Out { env.tgt_span } else { env.src_span }, "this interface")
-                                    .hint(format!("the {side}: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") })),
+                                Diagnostic::new(
+                                    codes::UNKNOWN_PORT,
+                                    port.span,
+                                    format!("`{}` is none of the {side}", port.name),
+                                )
+                                .label("unknown port")
+                                .with(
+                                    if *dir == Dir::Out {
+                                        env.tgt_span
+                                    } else {
+                                        env.src_span
+                                    },
+                                    "this interface",
+                                )
+                                .hint(format!(
+                                    "the {side}: {}",
+                                    if names.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        names.join(", ")
+                                    }
+                                )),
                             );
                         }
                     }
                 }
                 LensItemKind::Match(_) => {
-                    self.report(Diagnostic::new(codes::MODE_MATCH, it.span, "`match mode` cannot be nested or used without modes").label("unexpected match"));
+                    self.report(
+                        Diagnostic::new(
+                            codes::MODE_MATCH,
+                            it.span,
+                            "`match mode` cannot be nested or used without modes",
+                        )
+                        .label("unexpected match"),
+                    );
                 }
                 LensItemKind::Error => {}
             }
@@ -389,22 +561,42 @@ impl Checker<'_> {
         for p in &tm.outs {
             if !outs.contains_key(&p.name) {
                 self.report(
-                    Diagnostic::new(codes::LENS_MISSING, at, format!("lens `{}` never defines the target's out port `{}`", l.name.name, p.name))
-                        .label("missing a forward definition")
-                        .with(p.span, "declared in the target here")
-                        .with(env.src_span, "source interface")
-                        .hint(format!("add `out {} = …` computed from the source's out ports", p.name)),
+                    Diagnostic::new(
+                        codes::LENS_MISSING,
+                        at,
+                        format!(
+                            "lens `{}` never defines the target's out port `{}`",
+                            l.name.name, p.name
+                        ),
+                    )
+                    .label("missing a forward definition")
+                    .with(p.span, "declared in the target here")
+                    .with(env.src_span, "source interface")
+                    .hint(format!(
+                        "add `out {} = …` computed from the source's out ports",
+                        p.name
+                    )),
                 );
             }
         }
         for p in &sm.ins {
             if !ins.contains_key(&p.name) {
                 self.report(
-                    Diagnostic::new(codes::LENS_MISSING, at, format!("lens `{}` never defines the source's in port `{}`", l.name.name, p.name))
-                        .label("missing a backward definition")
-                        .with(p.span, "declared in the source here")
-                        .with(env.tgt_span, "target interface")
-                        .hint(format!("add `in {} = …` computed from the source's outs and the target's ins", p.name)),
+                    Diagnostic::new(
+                        codes::LENS_MISSING,
+                        at,
+                        format!(
+                            "lens `{}` never defines the source's in port `{}`",
+                            l.name.name, p.name
+                        ),
+                    )
+                    .label("missing a backward definition")
+                    .with(p.span, "declared in the source here")
+                    .with(env.tgt_span, "target interface")
+                    .hint(format!(
+                        "add `in {} = …` computed from the source's outs and the target's ins",
+                        p.name
+                    )),
                 );
             }
         }

@@ -55,11 +55,19 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, stdlib: &St
     let (cdiags, systems) = {
         let mut cx = Checker::new(&modules);
         check_module(&mut cx, 0);
-        (std::mem::take(&mut cx.diags), std::mem::take(&mut cx.checked_systems))
+        (
+            std::mem::take(&mut cx.diags),
+            std::mem::take(&mut cx.checked_systems),
+        )
     };
     diags.extend(cdiags);
     dedup(&mut diags);
-    Checked { sources, modules, diagnostics: diags, systems }
+    Checked {
+        sources,
+        modules,
+        diagnostics: diags,
+        systems,
+    }
 }
 
 /// Checks every item of module `m` (imported modules are checked as far as it uses them).
@@ -73,7 +81,13 @@ pub fn check_module(cx: &mut Checker, m: usize) {
                 cx.const_item(id);
             }
             ItemKind::TypeAlias(t) => {
-                cx.resolve_type(&dyn_syntax::ast::TypeExpr { kind: dyn_syntax::ast::TypeKind::Named(vec![t.name.clone()]), span: t.name.span }, &Default::default());
+                cx.resolve_type(
+                    &dyn_syntax::ast::TypeExpr {
+                        kind: dyn_syntax::ast::TypeKind::Named(vec![t.name.clone()]),
+                        span: t.name.span,
+                    },
+                    &Default::default(),
+                );
             }
             ItemKind::Enum(_) => {
                 cx.enum_ty(id);
@@ -87,15 +101,25 @@ pub fn check_module(cx: &mut Checker, m: usize) {
                         if let Err(np) = b.as_ref() {
                             if np.clash {
                                 cx.report(
-                                    Diagnostic::new(dyn_diag::codes::BAD_INTERFACE, np.span, format!("interface `{}` has two ports with one name", i.name.name))
-                                        .label("the factors of this ⊗ clash")
-                                        .hint(np.why.clone()),
+                                    Diagnostic::new(
+                                        dyn_diag::codes::BAD_INTERFACE,
+                                        np.span,
+                                        format!(
+                                            "interface `{}` has two ports with one name",
+                                            i.name.name
+                                        ),
+                                    )
+                                    .label("the factors of this ⊗ clash")
+                                    .hint(np.why.clone()),
                                 );
                             }
                         }
                     }
                 } else {
-                    let sizes = checker::Sizes { bound: Default::default(), symbolic: i.sizes.iter().map(|s| s.name.clone()).collect() };
+                    let sizes = checker::Sizes {
+                        bound: Default::default(),
+                        symbolic: i.sizes.iter().map(|s| s.name.clone()).collect(),
+                    };
                     cx.build_poly(&i.poly, &sizes);
                 }
             }

@@ -80,6 +80,9 @@ pub struct Loader<'a> {
     pub diags: Vec<Diagnostic>,
     by_key: HashMap<String, ModId>,
     loading: Vec<String>,
+    /// The `use` that started loading each module on the `loading` stack (none for the root).
+    use_spans: Vec<Option<Span>>,
+    pending_use: Option<Span>,
 }
 
 impl<'a> Loader<'a> {
@@ -91,6 +94,8 @@ impl<'a> Loader<'a> {
             modules: Vec::new(),
             by_key: HashMap::new(),
             loading: Vec::new(),
+            use_spans: Vec::new(),
+            pending_use: None,
             diags: Vec::new(),
         }
     }
@@ -102,7 +107,9 @@ impl<'a> Loader<'a> {
             .and_then(|p| p.canonicalize().ok())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| name.to_string());
-        let dir = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+        let dir = path
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
         self.load_text(key, name.to_string(), name.to_string(), path, dir, text)
     }
 
@@ -128,6 +135,8 @@ impl<'a> Loader<'a> {
         });
         self.by_key.insert(key.clone(), id);
         self.loading.push(key);
+        let opener = self.pending_use.take();
+        self.use_spans.push(opener);
         let uses: Vec<(usize, UseDecl, Span)> = self.modules[id]
             .ast
             .items
@@ -144,6 +153,7 @@ impl<'a> Loader<'a> {
             }
         }
         self.loading.pop();
+        self.use_spans.pop();
         id
     }
 
@@ -162,14 +172,22 @@ impl<'a> Loader<'a> {
         }
         if segs.len() < 2 {
             self.diags.push(
-                Diagnostic::new(codes::MODULE_NOT_FOUND, span, format!("`use {}` names no module", segs.join(".")))
-                    .hint("name a module after the root: `use std.neurons.*`"),
+                Diagnostic::new(
+                    codes::MODULE_NOT_FOUND,
+                    span,
+                    format!("`use {}` names no module", segs.join(".")),
+                )
+                .hint("name a module after the root: `use std.neurons.*`"),
             );
             return None;
         }
         // Try the whole path as a module first (`use lib.foo`, `use std.neurons.*`),
         // then without its last segment (`use std.neurons.FHN`).
-        let candidates: Vec<usize> = if u.glob { vec![segs.len()] } else { vec![segs.len(), segs.len() - 1] };
+        let candidates: Vec<usize> = if u.glob {
+            vec![segs.len()]
+        } else {
+            vec![segs.len(), segs.len() - 1]
+        };
         for n in candidates {
             if n < 2 {
                 continue;
@@ -177,50 +195,88 @@ impl<'a> Loader<'a> {
             let rel = segs[1..n].join("/");
             let modname = segs[..n].join(".");
             let found = if root.name == "std" {
-                self.stdlib.read(&rel).map(|(disp, p, t)| (format!("std:{rel}"), disp, p, t))
+                self.stdlib
+                    .read(&rel)
+                    .map(|(disp, p, t)| (format!("std:{rel}"), disp, p, t))
             } else {
                 // Beside the importing file first, then the root file's `lib/`.
-                let dirs = [dir.map(Path::to_path_buf), self.modules.first().and_then(|m| m.dir.clone())];
-                let found = dirs.iter().flatten().map(|d| d.join("lib").join(format!("{rel}.dyn"))).find(|p| p.is_file());
+                let dirs = [
+                    dir.map(Path::to_path_buf),
+                    self.modules.first().and_then(|m| m.dir.clone()),
+                ];
+                let found = dirs
+                    .iter()
+                    .flatten()
+                    .map(|d| d.join("lib").join(format!("{rel}.dyn")))
+                    .find(|p| p.is_file());
                 let Some(p) = found else { continue };
                 match std::fs::read_to_string(&p) {
                     Ok(t) => {
-                        let key = p.canonicalize().map(|c| c.display().to_string()).unwrap_or_else(|_| p.display().to_string());
+                        let key = p
+                            .canonicalize()
+                            .map(|c| c.display().to_string())
+                            .unwrap_or_else(|_| p.display().to_string());
                         Some((key, p.display().to_string(), Some(p), t))
                     }
                     Err(_) => None,
                 }
             };
-            let Some((key, disp, path, text)) = found else { continue };
+            let Some((key, disp, path, text)) = found else {
+                continue;
+            };
             if let Some(pos) = self.loading.iter().position(|k| *k == key) {
                 let chain: Vec<String> = self.loading[pos..]
                     .iter()
                     .map(|k| short(k))
                     .chain(std::iter::once(short(&key)))
                     .collect();
+                let mut d = Diagnostic::new(
+                    codes::IMPORT_CYCLE,
+                    span,
+                    format!("import cycle: {}", chain.join(" → ")),
+                )
+                .label("this `use` closes the cycle");
+                for s in self.use_spans[pos + 1..].iter().flatten() {
+                    d = d.with(*s, "imported here, in the cycle");
+                }
                 self.diags.push(
-                    Diagnostic::new(codes::IMPORT_CYCLE, span, format!("import cycle: {}", chain.join(" → ")))
-                        .label("this `use` closes the cycle")
-                        .hint("move the shared definitions into a third module that both import"),
+                    d.hint("move the shared definitions into a third module that both import"),
                 );
                 return None;
             }
             if let Some(&m) = self.by_key.get(&key) {
                 return Some(m);
             }
-            let mdir = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let mdir = path
+                .as_ref()
+                .and_then(|p| p.parent().map(Path::to_path_buf));
+            self.pending_use = Some(span);
             return Some(self.load_text(key, disp, modname, path, mdir, text));
         }
-        let what = if root.name == "std" { "stdlib/" } else { "lib/ beside this file: lib/" };
+        let what = if root.name == "std" {
+            "stdlib/"
+        } else {
+            "lib/ beside this file: lib/"
+        };
         let shown = segs[1..segs.len() - usize::from(!u.glob && segs.len() > 2)].join("/");
         self.diags.push(
-            Diagnostic::new(codes::MODULE_NOT_FOUND, span, format!("module `{}` not found", segs.join(".")))
-                .label(format!("no file {what}{shown}.dyn"))
-                .hint(if root.name == "std" {
-                    format!("the standard library has: {}", self.stdlib_names().join(", "))
-                } else {
-                    "`use lib.foo` reads lib/foo.dyn in the directory of the importing file".to_string()
-                }),
+            Diagnostic::new(
+                codes::MODULE_NOT_FOUND,
+                span,
+                format!("module `{}` not found", segs.join(".")),
+            )
+            .label(format!("no file {what}{shown}.dyn"))
+            .hint(if root.name == "std" && !self.stdlib_names().is_empty() {
+                format!(
+                    "the standard library has: {}",
+                    self.stdlib_names().join(", ")
+                )
+            } else if root.name == "std" {
+                "no standard library modules were found (set DYN_STDLIB to its directory)"
+                    .to_string()
+            } else {
+                "`use lib.foo` reads lib/foo.dyn in the directory of the importing file".to_string()
+            }),
         );
         None
     }
@@ -235,7 +291,11 @@ impl<'a> Loader<'a> {
                     .flatten()
                     .filter_map(|e| {
                         let p = e.path();
-                        if p.extension()? == "dyn" { Some(format!("std.{}", p.file_stem()?.to_string_lossy())) } else { None }
+                        if p.extension()? == "dyn" {
+                            Some(format!("std.{}", p.file_stem()?.to_string_lossy()))
+                        } else {
+                            None
+                        }
                     })
                     .collect();
                 v.sort();
@@ -247,5 +307,7 @@ impl<'a> Loader<'a> {
 
 fn short(key: &str) -> String {
     let p = Path::new(key);
-    p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| key.to_string())
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| key.to_string())
 }

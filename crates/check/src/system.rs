@@ -12,7 +12,9 @@ use crate::expr::{Env, Res};
 use crate::iface::Iface;
 use crate::types::{ModesTy, Ty};
 use dyn_diag::{Diagnostic, Span, codes};
-use dyn_syntax::ast::{Assign, Expr, ExprKind, Ident, ItemKind, SysItem, SysItemKind, SystemDef, UpdateKind};
+use dyn_syntax::ast::{
+    Assign, Expr, ExprKind, Ident, ItemKind, SysItem, SysItemKind, SystemDef, UpdateKind,
+};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -120,6 +122,7 @@ struct SysEnv {
     lets: Vec<(String, Ty, Span)>,
     lets_visible: usize,
     boxes: Vec<BoxSig>,
+    box_index: HashMap<String, usize>,
     loop_vars: Vec<String>,
     phase: Phase,
     reads: Vec<Read>,
@@ -131,6 +134,11 @@ struct SysEnv {
 }
 
 impl SysEnv {
+    fn push_box(&mut self, b: BoxSig) {
+        self.box_index.insert(b.name.clone(), self.boxes.len());
+        self.boxes.push(b);
+    }
+
     fn input(&self, name: &str) -> Option<(Ty, Vec<usize>, Span)> {
         let all = self.iface.all_ins();
         let (p, ms) = all.into_iter().find(|(p, _)| p.name == name)?;
@@ -138,7 +146,10 @@ impl SysEnv {
     }
 
     fn mode_names(&self, ms: &[usize]) -> String {
-        ms.iter().map(|m| format!("`{}`", self.iface.modes[*m].name)).collect::<Vec<_>>().join(", ")
+        ms.iter()
+            .map(|m| format!("`{}`", self.iface.modes[*m].name))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn read_input(&mut self, cx: &mut Checker, name: &str, span: Span) -> Option<Res> {
@@ -205,7 +216,11 @@ impl Env for SysEnv {
             Some(Res::Forbidden)
         };
         if let Some(s) = self.states.iter().find(|s| s.0 == n) {
-            return if init { not_yet(cx, "state") } else { Some(Res::Val(s.1.clone())) };
+            return if init {
+                not_yet(cx, "state")
+            } else {
+                Some(Res::Val(s.1.clone()))
+            };
         }
         if let Some(i) = self.lets.iter().position(|l| l.0 == n) {
             if init {
@@ -213,24 +228,37 @@ impl Env for SysEnv {
             }
             if i >= self.lets_visible {
                 cx.report(
-                    Diagnostic::new(codes::UNKNOWN_NAME, name.span, format!("`let {n}` is used before its definition"))
-                        .label("used here")
-                        .with(self.lets[i].2, "defined later here")
-                        .hint("a `let` may read only the lets above it; move the definitions"),
+                    Diagnostic::new(
+                        codes::UNKNOWN_NAME,
+                        name.span,
+                        format!("`let {n}` is used before its definition"),
+                    )
+                    .label("used here")
+                    .with(self.lets[i].2, "defined later here")
+                    .hint("a `let` may read only the lets above it; move the definitions"),
                 );
                 return Some(Res::Forbidden);
             }
             self.reads.push(Read::Let(i));
             return Some(Res::Val(self.lets[i].1.clone()));
         }
-        if let Some(i) = self.boxes.iter().position(|b| b.name == n) {
-            return if init { not_yet(cx, "box") } else { Some(Res::Box(i)) };
+        if let Some(&i) = self.box_index.get(n) {
+            return if init {
+                not_yet(cx, "box")
+            } else {
+                Some(Res::Box(i))
+            };
         }
         if let Some(r) = self.read_input(cx, n, name.span) {
             return Some(r);
         }
         let prefix = format!("{n}.");
-        if self.iface.modes.iter().any(|m| m.ins.iter().chain(&m.outs).any(|p| p.name.starts_with(&prefix))) {
+        if self.iface.modes.iter().any(|m| {
+            m.ins
+                .iter()
+                .chain(&m.outs)
+                .any(|p| p.name.starts_with(&prefix))
+        }) {
             return Some(Res::Group(n.to_string()));
         }
         if self.lenient || self.dups.contains(n) {
@@ -255,7 +283,14 @@ impl Env for SysEnv {
         }
     }
 
-    fn box_port(&mut self, cx: &mut Checker, b: usize, index: Option<&Expr>, port: &Ident, span: Span) -> Ty {
+    fn box_port(
+        &mut self,
+        cx: &mut Checker,
+        b: usize,
+        index: Option<&Expr>,
+        port: &Ident,
+        span: Span,
+    ) -> Ty {
         let bx = self.boxes[b].clone();
         if bx.poisoned {
             return Ty::Error;
@@ -263,18 +298,26 @@ impl Env for SysEnv {
         match (bx.count, index) {
             (Some(_), None) => {
                 cx.report(
-                    Diagnostic::new(codes::INDEX_RANGE, span, format!("`{}` is a box array: say which box", bx.name))
-                        .label("no index")
-                        .with(bx.span, "declared as an array here")
-                        .hint(format!("write `{}[i].{}`", bx.name, port.name)),
+                    Diagnostic::new(
+                        codes::INDEX_RANGE,
+                        span,
+                        format!("`{}` is a box array: say which box", bx.name),
+                    )
+                    .label("no index")
+                    .with(bx.span, "declared as an array here")
+                    .hint(format!("write `{}[i].{}`", bx.name, port.name)),
                 );
                 return Ty::Error;
             }
             (None, Some(i)) => {
                 cx.report(
-                    Diagnostic::new(codes::INDEX_RANGE, i.span, format!("`{}` is a single box, not an array", bx.name))
-                        .label("index on a single box")
-                        .with(bx.span, "declared here"),
+                    Diagnostic::new(
+                        codes::INDEX_RANGE,
+                        i.span,
+                        format!("`{}` is a single box, not an array", bx.name),
+                    )
+                    .label("index on a single box")
+                    .with(bx.span, "declared here"),
                 );
                 return Ty::Error;
             }
@@ -282,7 +325,8 @@ impl Env for SysEnv {
         }
         let iface = &bx.sys.iface;
         if let Some(p) = iface.common_out(&port.name) {
-            self.reads.push(Read::BoxOut(b, index.cloned(), port.name.clone()));
+            self.reads
+                .push(Read::BoxOut(b, index.cloned(), port.name.clone()));
             self.outs_read.insert((b, port.name.clone()));
             return p.ty.clone();
         }
@@ -290,24 +334,53 @@ impl Env for SysEnv {
         if let Some((_, ms)) = outs.iter().find(|(p, _)| p.name == port.name) {
             let names: Vec<&str> = ms.iter().map(|m| iface.modes[*m].name.as_str()).collect();
             cx.report(
-                Diagnostic::new(codes::MODE_SCOPE, port.span, format!("out port `{}` of box `{}` exists only in mode {}", port.name, bx.name, names.join(", ")))
-                    .label("not shown in every mode")
-                    .with(bx.span, format!("`{}` is a {}", bx.name, bx.sys.name)),
+                Diagnostic::new(
+                    codes::MODE_SCOPE,
+                    port.span,
+                    format!(
+                        "out port `{}` of box `{}` exists only in mode {}",
+                        port.name,
+                        bx.name,
+                        names.join(", ")
+                    ),
+                )
+                .label("not shown in every mode")
+                .with(bx.span, format!("`{}` is a {}", bx.name, bx.sys.name)),
             );
             return Ty::Error;
         }
         let is_in = iface.all_ins().iter().any(|(p, _)| p.name == port.name);
         let names: Vec<String> = outs.iter().map(|(p, _)| p.name.clone()).collect();
         let mut d = if is_in {
-            Diagnostic::new(codes::UNKNOWN_PORT, port.span, format!("`{}` is an input of box `{}`; only its outputs can be read", port.name, bx.name))
-                .label("an in port")
+            Diagnostic::new(
+                codes::UNKNOWN_PORT,
+                port.span,
+                format!(
+                    "`{}` is an input of box `{}`; only its outputs can be read",
+                    port.name, bx.name
+                ),
+            )
+            .label("an in port")
         } else {
-            Diagnostic::new(codes::UNKNOWN_PORT, port.span, format!("box `{}` has no out port `{}`", bx.name, port.name)).label("unknown port")
+            Diagnostic::new(
+                codes::UNKNOWN_PORT,
+                port.span,
+                format!("box `{}` has no out port `{}`", bx.name, port.name),
+            )
+            .label("unknown port")
         };
         d = d.with(bx.span, format!("`{}` is a {}", bx.name, bx.sys.name));
         d = match suggest(&port.name, names.iter().map(String::as_str)) {
             Some(s) if !is_in => d.hint(format!("did you mean `{s}`?")),
-            _ => d.hint(format!("the out ports of {}: {}", bx.sys.name, if names.is_empty() { "none".into() } else { names.join(", ") })),
+            _ => d.hint(format!(
+                "the out ports of {}: {}",
+                bx.sys.name,
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            )),
         };
         cx.report(d);
         Ty::Error
@@ -330,6 +403,8 @@ impl Env for SysEnv {
 
 /// A wire as written, with its enclosing loops, for enumeration.
 struct WireRec<'a> {
+    /// Array-ness of target and box disagree (reported); only marks the port as unsure.
+    broken: bool,
     b: usize,
     index: Option<&'a Expr>,
     port: String,
@@ -344,7 +419,12 @@ impl SystemSig {
         SystemSig {
             name: "?".into(),
             item,
-            iface: Rc::new(Iface { name: "?".into(), modes: vec![], moded: false, span: Span::default() }),
+            iface: Rc::new(Iface {
+                name: "?".into(),
+                modes: vec![],
+                moded: false,
+                span: Span::default(),
+            }),
             params: vec![],
             states: vec![],
             boxes: vec![],
@@ -358,7 +438,12 @@ impl SystemSig {
 
 impl<'m> Checker<'m> {
     /// The signature of a system instantiated with sizes; checks it on first use.
-    pub fn system_sig(&mut self, id: ItemId, sizes: Vec<u64>, used_at: Span) -> Option<Rc<SystemSig>> {
+    pub fn system_sig(
+        &mut self,
+        id: ItemId,
+        sizes: Vec<u64>,
+        used_at: Span,
+    ) -> Option<Rc<SystemSig>> {
         let key = (id, sizes.clone());
         match self.systems.get(&key) {
             Some(crate::checker::Slot::Done(s)) => return s.clone(),
@@ -375,34 +460,67 @@ impl<'m> Checker<'m> {
             None => {}
         }
         let ItemKind::System(def) = &self.item(id).kind else {
-            let name = Checker::item_name(self.item(id)).map(|n| n.name.clone()).unwrap_or_default();
-            self.report(Diagnostic::new(codes::WRONG_KIND, used_at, format!("`{name}` is not a system")).label("a system is expected here"));
+            let name = Checker::item_name(self.item(id))
+                .map(|n| n.name.clone())
+                .unwrap_or_default();
+            self.report(
+                Diagnostic::new(
+                    codes::WRONG_KIND,
+                    used_at,
+                    format!("`{name}` is not a system"),
+                )
+                .label("a system is expected here"),
+            );
             return None;
         };
         if def.sizes.len() != sizes.len() {
             self.report(
-                Diagnostic::new(codes::BAD_SIZE, used_at, format!("system `{}` takes {} size argument(s), {} given", def.name.name, def.sizes.len(), sizes.len()))
-                    .label("size arguments")
-                    .with(def.name.span, "declared here"),
+                Diagnostic::new(
+                    codes::BAD_SIZE,
+                    used_at,
+                    format!(
+                        "system `{}` takes {} size argument(s), {} given",
+                        def.name.name,
+                        def.sizes.len(),
+                        sizes.len()
+                    ),
+                )
+                .label("size arguments")
+                .with(def.name.span, "declared here"),
             );
             return None;
         }
-        self.systems.insert(key.clone(), crate::checker::Slot::InProgress);
+        self.systems
+            .insert(key.clone(), crate::checker::Slot::InProgress);
         let saved = self.cur;
         self.cur = id.module;
-        let szs = Sizes { bound: def.sizes.iter().map(|s| s.name.clone()).zip(sizes).collect(), symbolic: Default::default() };
+        let szs = Sizes {
+            bound: def
+                .sizes
+                .iter()
+                .map(|s| s.name.clone())
+                .zip(sizes)
+                .collect(),
+            symbolic: Default::default(),
+        };
         let sig = self.check_system(id, def, &szs).map(Rc::new);
         self.cur = saved;
-        self.systems.insert(key, crate::checker::Slot::Done(sig.clone()));
+        self.systems
+            .insert(key, crate::checker::Slot::Done(sig.clone()));
         sig
     }
 
     /// Checks a generic system once with symbolic sizes (so it is checked even if unused).
     pub fn check_generic_system(&mut self, id: ItemId) {
-        let ItemKind::System(def) = &self.item(id).kind else { return };
+        let ItemKind::System(def) = &self.item(id).kind else {
+            return;
+        };
         let saved = self.cur;
         self.cur = id.module;
-        let szs = Sizes { bound: HashMap::new(), symbolic: def.sizes.iter().map(|s| s.name.clone()).collect() };
+        let szs = Sizes {
+            bound: HashMap::new(),
+            symbolic: def.sizes.iter().map(|s| s.name.clone()).collect(),
+        };
         self.check_system(id, def, &szs);
         self.cur = saved;
     }
@@ -410,7 +528,15 @@ impl<'m> Checker<'m> {
     fn check_system(&mut self, id: ItemId, def: &'m SystemDef, sizes: &Sizes) -> Option<SystemSig> {
         let (iface, iface_ok) = match self.header_iface(&def.iface, sizes) {
             Some(i) => (i, true),
-            None => (Rc::new(Iface { name: def.name.name.clone(), modes: vec![], moded: false, span: def.name.span }), false),
+            None => (
+                Rc::new(Iface {
+                    name: def.name.name.clone(),
+                    modes: vec![],
+                    moded: false,
+                    span: def.name.span,
+                }),
+                false,
+            ),
         };
         let mut env = SysEnv {
             modes_ty: iface.moded.then(|| iface.modes_ty()),
@@ -421,6 +547,7 @@ impl<'m> Checker<'m> {
             lets: vec![],
             lets_visible: 0,
             boxes: vec![],
+            box_index: HashMap::new(),
             loop_vars: vec![],
             phase: Phase::Init,
             reads: vec![],
@@ -489,9 +616,24 @@ impl<'m> Checker<'m> {
                         env.states.push((name.name.clone(), t, name.span));
                     }
                 }
-                SysItemKind::Box { name, count, system, sizes: sargs, args } => {
+                SysItemKind::Box {
+                    name,
+                    count,
+                    system,
+                    sizes: sargs,
+                    args,
+                } => {
                     let n = match count {
                         Some(c) => match self.const_nat(c, sizes, "a box-array length") {
+                            Some(n) if n > crate::checker::MAX_BOXES => {
+                                self.report(
+                                    Diagnostic::new(codes::BAD_SIZE, c.span, format!("a box array of {n} boxes is more than the limit of {}", crate::checker::MAX_BOXES))
+                                        .label("too many boxes")
+                                        .hint("box arrays are wired and checked element by element at compile time; use a tensor state for larger populations"),
+                                );
+                                declare(self, name);
+                                continue;
+                            }
                             Some(n) => Some(n),
                             None => continue,
                         },
@@ -509,7 +651,7 @@ impl<'m> Checker<'m> {
                             self.check_expr(&mut env, &a.value, None);
                         }
                         if declare(self, name) {
-                            env.boxes.push(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
+                            env.push_box(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
                         }
                         continue;
                     };
@@ -522,15 +664,24 @@ impl<'m> Checker<'m> {
                         }
                     }
                     let sys_span = system[0].span.to(system[system.len() - 1].span);
-                    let Some(sig) = ok.then(|| self.system_sig(sys_id, svals, sys_span)).flatten() else {
+                    let Some(sig) = ok
+                        .then(|| self.system_sig(sys_id, svals, sys_span))
+                        .flatten()
+                    else {
                         if declare(self, name) {
-                            env.boxes.push(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
+                            env.push_box(poisoned(name, n, Rc::new(SystemSig::placeholder(id))));
                         }
                         continue;
                     };
                     self.check_box_args(&mut env, &sig, name, args, sys_span);
                     if declare(self, name) {
-                        env.boxes.push(BoxSig { name: name.name.clone(), count: n, sys: sig, span: name.span.to(sys_span), poisoned: false });
+                        env.push_box(BoxSig {
+                            name: name.name.clone(),
+                            count: n,
+                            sys: sig,
+                            span: name.span.to(sys_span),
+                            poisoned: false,
+                        });
                     }
                 }
                 SysItemKind::Let { name, .. } => {
@@ -549,7 +700,13 @@ impl<'m> Checker<'m> {
         let mut li = 0;
         for it in &def.body {
             if let SysItemKind::Let { name, ty, value } = &it.kind {
-                let Some(idx) = env.lets.iter().position(|l| l.0 == name.name && l.2 == name.span) else { continue };
+                let Some(idx) = env
+                    .lets
+                    .iter()
+                    .position(|l| l.0 == name.name && l.2 == name.span)
+                else {
+                    continue;
+                };
                 env.lets_visible = idx;
                 env.reads.clear();
                 let declared = ty.as_ref().map(|t| self.resolve_type(t, sizes));
@@ -577,6 +734,7 @@ impl<'m> Checker<'m> {
         let mut when_assigned: HashSet<String> = HashSet::new();
         let mut first_next: Option<Span> = None;
         let mut first_der: Option<Span> = None;
+        let mut first_der_is_when = false;
         let mut wires: Vec<WireRec> = Vec::new();
         let mut loops: Vec<(&Ident, &Expr, &Expr)> = Vec::new();
         self.body_items(
@@ -592,6 +750,7 @@ impl<'m> Checker<'m> {
                 when_assigned: &mut when_assigned,
                 first_next: &mut first_next,
                 first_der: &mut first_der,
+                first_der_is_when: &mut first_der_is_when,
                 wires: &mut wires,
             },
             &mut loops,
@@ -603,20 +762,40 @@ impl<'m> Checker<'m> {
                 if moded_out.is_none() {
                     let modes: Vec<&str> = iface.modes.iter().map(|m| m.name.as_str()).collect();
                     self.report(
-                        Diagnostic::new(codes::OUT_UNDEFINED, def.name.span, format!("system `{}` never chooses its mode", def.name.name))
-                            .label("no readout")
-                            .with(iface.span, "this interface has modes")
-                            .hint(format!("add a readout that builds a mode value: `out = {} {{ … }}`", modes.first().copied().unwrap_or("MODE"))),
+                        Diagnostic::new(
+                            codes::OUT_UNDEFINED,
+                            def.name.span,
+                            format!("system `{}` never chooses its mode", def.name.name),
+                        )
+                        .label("no readout")
+                        .with(iface.span, "this interface has modes")
+                        .hint(format!(
+                            "add a readout that builds a mode value: `out = {} {{ … }}`",
+                            modes.first().copied().unwrap_or("MODE")
+                        )),
                     );
                 }
             } else if let Some(m) = iface.modes.first() {
                 for p in &m.outs {
                     if !out_defs.contains_key(&p.name) {
                         self.report(
-                            Diagnostic::new(codes::OUT_UNDEFINED, def.name.span, format!("out port `{}` of `{}` is never defined", p.name, def.name.name))
-                                .label(format!("`{}` is missing `out {} = …`", def.name.name, p.name))
-                                .with(p.span, "declared here")
-                                .hint(format!("every out port of the interface needs a readout: add `out {} = …`", p.name)),
+                            Diagnostic::new(
+                                codes::OUT_UNDEFINED,
+                                def.name.span,
+                                format!(
+                                    "out port `{}` of `{}` is never defined",
+                                    p.name, def.name.name
+                                ),
+                            )
+                            .label(format!(
+                                "`{}` is missing `out {} = …`",
+                                def.name.name, p.name
+                            ))
+                            .with(p.span, "declared here")
+                            .hint(format!(
+                                "every out port of the interface needs a readout: add `out {} = …`",
+                                p.name
+                            )),
                         );
                     }
                 }
@@ -633,9 +812,13 @@ impl<'m> Checker<'m> {
                     format!("add `next {name} = …` (discrete) or `der {name} = …` (continuous)")
                 };
                 self.report(
-                    Diagnostic::new(codes::STATE_UPDATE, *span, format!("state `{name}` is never updated"))
-                        .label("no `next` or `der` for this state")
-                        .hint(hint),
+                    Diagnostic::new(
+                        codes::STATE_UPDATE,
+                        *span,
+                        format!("state `{name}` is never updated"),
+                    )
+                    .label("no `next` or `der` for this state")
+                    .hint(hint),
                 );
             } else if let Some((UpdateKind::Next, _)) = updates.get(name) {
                 if when_assigned.contains(name) {
@@ -647,12 +830,17 @@ impl<'m> Checker<'m> {
         let mut domain_span = None;
         match (first_next, first_der) {
             (Some(n), Some(d)) => {
-                let (second, first, skind, fkind) = if n.lo > d.lo { (n, d, "next", "der") } else { (d, n, "der", "next") };
+                let cont = if first_der_is_when { "when" } else { "der" };
+                let (second, first, skind, fkind) = if n.lo > d.lo {
+                    (n, d, "next", cont)
+                } else {
+                    (d, n, cont, "next")
+                };
                 self.report(
                     Diagnostic::new(codes::MIXED_TIME, second, format!("system `{}` mixes discrete and continuous time", def.name.name))
                         .label(format!("`{skind}` here"))
                         .with(first, format!("`{fkind}` here"))
-                        .hint("a system is discrete (`next`) or continuous (`der`, `when`), not both: split it into two systems"),
+                        .hint("a system is discrete (`next`; use `if` inside `next` for jumps) or continuous (`der`, `when`), not both: write every state of it in one style"),
                 );
             }
             (Some(n), None) => {
@@ -678,14 +866,20 @@ impl<'m> Checker<'m> {
                 let mut d = Diagnostic::new(
                     codes::MIXED_TIME,
                     b.span,
-                    format!("box `{}` is {} but `{}` is already {}", b.name, bd.word(), def.name.name, domain.word()),
+                    format!(
+                        "box `{}` is {} but `{}` is already {}",
+                        b.name,
+                        bd.word(),
+                        def.name.name,
+                        domain.word()
+                    ),
                 )
                 .label(format!("a {} box", bd.word()))
                 .with(first, format!("{} here", domain.word()));
                 if let Some(s) = b.sys.domain_span {
                     d = d.with(s, format!("this makes {} {}", b.sys.name, bd.word()));
                 }
-                self.report(d.hint("time domains must agree inside one composite: wrap the discrete part in its own system, or write it with `der`"));
+                self.report(d.hint("time domains must agree inside one composite: make every stateful box (and the composite's own state) discrete, or every one continuous"));
             }
         }
 
@@ -710,15 +904,23 @@ impl<'m> Checker<'m> {
                 }
             }
         }
-        let box_names: Vec<(String, Option<u64>, Span, String)> =
-            env.boxes.iter().map(|b| (b.name.clone(), b.count, b.span, b.sys.name.clone())).collect();
-        if let Some(d) = causality::find_loop(&graph, &box_names) {
+        let box_names: Vec<(String, Option<u64>, Span, String)> = env
+            .boxes
+            .iter()
+            .map(|b| (b.name.clone(), b.count, b.span, b.sys.name.clone()))
+            .collect();
+        let let_names: Vec<String> = env.lets.iter().map(|l| format!("let {}", l.0)).collect();
+        if let Some(d) = causality::find_loop(&graph, &box_names, &let_names) {
             self.report(d);
         }
         let mut feedthrough: Vec<(String, String)> = Vec::new();
         if iface_ok {
             for (p, _) in iface.all_outs() {
-                let key = if iface.moded { "*".to_string() } else { p.name.clone() };
+                let key = if iface.moded {
+                    "*".to_string()
+                } else {
+                    p.name.clone()
+                };
                 if let Some(&n) = graph.index.get(&Node::Out(key)) {
                     for input in graph.reachable_inputs(n) {
                         feedthrough.push((p.name.clone(), input));
@@ -732,9 +934,13 @@ impl<'m> Checker<'m> {
             if !used {
                 let (n, _, s) = &env.params[i];
                 self.report(
-                    Diagnostic::new(codes::UNUSED_PARAM, *s, format!("param `{n}` is never used"))
-                        .label("never read")
-                        .hint("remove it, or use it in an expression"),
+                    Diagnostic::new(
+                        codes::UNUSED_PARAM,
+                        *s,
+                        format!("param `{n}` is never used"),
+                    )
+                    .label("never read")
+                    .hint("remove it, or use it in an expression"),
                 );
             }
         }
@@ -774,20 +980,38 @@ impl<'m> Checker<'m> {
         })
     }
 
-    fn check_box_args(&mut self, env: &mut SysEnv, sig: &SystemSig, name: &Ident, args: &[dyn_syntax::ast::Arg], sys_span: Span) {
+    fn check_box_args(
+        &mut self,
+        env: &mut SysEnv,
+        sig: &SystemSig,
+        name: &Ident,
+        args: &[dyn_syntax::ast::Arg],
+        sys_span: Span,
+    ) {
         let mut given: HashMap<String, Span> = HashMap::new();
         for a in args {
             let Some(pn) = &a.name else {
                 self.check_expr(env, &a.value, None);
                 self.report(
-                    Diagnostic::new(codes::UNKNOWN_PARAM, a.value.span, "box arguments must name the param they set")
-                        .label("positional argument")
-                        .hint(format!("write `{}(NAME = value)`", sig.name)),
+                    Diagnostic::new(
+                        codes::UNKNOWN_PARAM,
+                        a.value.span,
+                        "box arguments must name the param they set",
+                    )
+                    .label("positional argument")
+                    .hint(format!("write `{}(NAME = value)`", sig.name)),
                 );
                 continue;
             };
             if let Some(prev) = given.insert(pn.name.clone(), pn.span) {
-                self.report(Diagnostic::new(codes::DUPLICATE, pn.span, format!("param `{}` is set twice", pn.name)).with(prev, "first set here"));
+                self.report(
+                    Diagnostic::new(
+                        codes::DUPLICATE,
+                        pn.span,
+                        format!("param `{}` is set twice", pn.name),
+                    )
+                    .with(prev, "first set here"),
+                );
             }
             match sig.params.iter().find(|p| p.name == pn.name) {
                 Some(p) => {
@@ -797,11 +1021,18 @@ impl<'m> Checker<'m> {
                 None => {
                     self.check_expr(env, &a.value, None);
                     let names: Vec<&str> = sig.params.iter().map(|p| p.name.as_str()).collect();
-                    let mut d = Diagnostic::new(codes::UNKNOWN_PARAM, pn.span, format!("system `{}` has no param `{}`", sig.name, pn.name))
-                        .label("unknown param")
-                        .with(sig.span, format!("`{}` is defined here", sig.name));
+                    let mut d = Diagnostic::new(
+                        codes::UNKNOWN_PARAM,
+                        pn.span,
+                        format!("system `{}` has no param `{}`", sig.name, pn.name),
+                    )
+                    .label("unknown param")
+                    .with(sig.span, format!("`{}` is defined here", sig.name));
                     d = match suggest(&pn.name, names.iter().copied()) {
-                        Some(s) => d.hint(format!("did you mean `{s}`? its params: {}", names.join(", "))),
+                        Some(s) => d.hint(format!(
+                            "did you mean `{s}`? its params: {}",
+                            names.join(", ")
+                        )),
                         None if names.is_empty() => d.hint(format!("`{}` has no params", sig.name)),
                         None => d.hint(format!("its params: {}", names.join(", "))),
                     };
@@ -812,10 +1043,20 @@ impl<'m> Checker<'m> {
         for p in &sig.params {
             if !p.has_default && !given.contains_key(&p.name) {
                 self.report(
-                    Diagnostic::new(codes::UNKNOWN_PARAM, name.span.to(sys_span), format!("box `{}` does not set param `{}`, which has no default", name.name, p.name))
-                        .label("missing argument")
-                        .with(p.span, "declared without a default here")
-                        .hint(format!("write `box {}: {}({} = …)`", name.name, sig.name, p.name)),
+                    Diagnostic::new(
+                        codes::UNKNOWN_PARAM,
+                        name.span.to(sys_span),
+                        format!(
+                            "box `{}` does not set param `{}`, which has no default",
+                            name.name, p.name
+                        ),
+                    )
+                    .label("missing argument")
+                    .with(p.span, "declared without a default here")
+                    .hint(format!(
+                        "write `box {}: {}({} = …)`",
+                        name.name, sig.name, p.name
+                    )),
                 );
             }
         }
@@ -830,6 +1071,7 @@ struct BodyState<'s, 'a> {
     when_assigned: &'s mut HashSet<String>,
     first_next: &'s mut Option<Span>,
     first_der: &'s mut Option<Span>,
+    first_der_is_when: &'s mut bool,
     wires: &'s mut Vec<WireRec<'a>>,
 }
 
@@ -848,17 +1090,33 @@ impl<'m> Checker<'m> {
         for it in items {
             let in_loop = !loops.is_empty();
             match &it.kind {
-                SysItemKind::Param { .. } | SysItemKind::State { .. } | SysItemKind::Box { .. } | SysItemKind::Let { .. } if in_loop => {
+                SysItemKind::Param { .. }
+                | SysItemKind::State { .. }
+                | SysItemKind::Box { .. }
+                | SysItemKind::Let { .. }
+                    if in_loop =>
+                {
                     self.report(
                         Diagnostic::new(codes::WRONG_KIND, it.span, "only wires may appear inside a `for` loop")
                             .label("not a wire")
                             .hint("declare params, states, lets and boxes at the top of the system; use `box b[N]: S` for many boxes"),
                     );
                 }
-                SysItemKind::Param { .. } | SysItemKind::State { .. } | SysItemKind::Box { .. } | SysItemKind::Let { .. } | SysItemKind::Error => {}
+                SysItemKind::Param { .. }
+                | SysItemKind::State { .. }
+                | SysItemKind::Box { .. }
+                | SysItemKind::Let { .. }
+                | SysItemKind::Error => {}
                 SysItemKind::Out { name, value } => {
                     if in_loop {
-                        self.report(Diagnostic::new(codes::WRONG_KIND, it.span, "only wires may appear inside a `for` loop").label("not a wire"));
+                        self.report(
+                            Diagnostic::new(
+                                codes::WRONG_KIND,
+                                it.span,
+                                "only wires may appear inside a `for` loop",
+                            )
+                            .label("not a wire"),
+                        );
                         continue;
                     }
                     env.reads.clear();
@@ -866,6 +1124,9 @@ impl<'m> Checker<'m> {
                         None => {
                             if iface_ok && !iface.moded {
                                 self.check_expr(env, value, None);
+                                for p in iface.modes.iter().flat_map(|m| &m.outs) {
+                                    st.out_defs.entry(p.name.clone()).or_insert(it.span);
+                                }
                                 self.report(
                                     Diagnostic::new(codes::MODE_MATCH, it.span, "`out = …` chooses a mode, but this system's interface has no modes")
                                         .label("mode readout")
@@ -889,11 +1150,13 @@ impl<'m> Checker<'m> {
                                         .hint("a system has one readout: combine them with `if` or `match`"),
                                 );
                             }
-                            st.out_reads.insert("*".into(), std::mem::take(&mut env.reads));
+                            st.out_reads
+                                .insert("*".into(), std::mem::take(&mut env.reads));
                         }
                         Some(n) => {
                             if iface_ok && iface.moded {
                                 self.check_expr(env, value, None);
+                                st.moded_out.get_or_insert(it.span);
                                 self.report(
                                     Diagnostic::new(codes::MODE_MATCH, n.span, format!("`out {}` in a system whose interface has modes", n.name))
                                         .label("per-port readout")
@@ -902,40 +1165,85 @@ impl<'m> Checker<'m> {
                                 );
                                 continue;
                             }
-                            let port = iface.modes.first().and_then(|m| m.outs.iter().find(|p| p.name == n.name)).cloned();
+                            let port = iface
+                                .modes
+                                .first()
+                                .and_then(|m| m.outs.iter().find(|p| p.name == n.name))
+                                .cloned();
                             let t = self.check_expr(env, value, port.as_ref().map(|p| &p.ty));
                             if let Some(p) = &port {
                                 self.expect_fits(&t, &p.ty, value.span, Some(p.span));
                             } else if iface_ok {
                                 let is_in = iface.all_ins().iter().any(|(p, _)| p.name == n.name);
-                                let outs: Vec<String> = iface.all_outs().iter().map(|(p, _)| p.name.clone()).collect();
+                                let outs: Vec<String> = iface
+                                    .all_outs()
+                                    .iter()
+                                    .map(|(p, _)| p.name.clone())
+                                    .collect();
                                 let mut d = if is_in {
-                                    Diagnostic::new(codes::UNKNOWN_PORT, n.span, format!("`{}` is an in port; `out` defines out ports", n.name)).label("an in port")
+                                    Diagnostic::new(
+                                        codes::UNKNOWN_PORT,
+                                        n.span,
+                                        format!(
+                                            "`{}` is an in port; `out` defines out ports",
+                                            n.name
+                                        ),
+                                    )
+                                    .label("an in port")
                                 } else {
-                                    Diagnostic::new(codes::UNKNOWN_PORT, n.span, format!("the interface has no out port `{}`", n.name)).label("unknown out port")
+                                    Diagnostic::new(
+                                        codes::UNKNOWN_PORT,
+                                        n.span,
+                                        format!("the interface has no out port `{}`", n.name),
+                                    )
+                                    .label("unknown out port")
                                 };
                                 d = d.with(iface.span, "the interface");
                                 d = match suggest(&n.name, outs.iter().map(String::as_str)) {
                                     Some(s) => d.hint(format!("did you mean `{s}`?")),
-                                    None => d.hint(format!("its out ports: {}", if outs.is_empty() { "none".to_string() } else { outs.join(", ") })),
+                                    None => d.hint(format!(
+                                        "its out ports: {}",
+                                        if outs.is_empty() {
+                                            "none".to_string()
+                                        } else {
+                                            outs.join(", ")
+                                        }
+                                    )),
                                 };
                                 self.report(d);
                             }
                             if let Some(prev) = st.out_defs.insert(n.name.clone(), n.span) {
                                 self.report(
-                                    Diagnostic::new(codes::OUT_TWICE, n.span, format!("out port `{}` is defined twice", n.name))
-                                        .label("second definition")
-                                        .with(prev, "first definition")
-                                        .hint("each out port has exactly one readout"),
+                                    Diagnostic::new(
+                                        codes::OUT_TWICE,
+                                        n.span,
+                                        format!("out port `{}` is defined twice", n.name),
+                                    )
+                                    .label("second definition")
+                                    .with(prev, "first definition")
+                                    .hint("each out port has exactly one readout"),
                                 );
                             }
-                            st.out_reads.insert(n.name.clone(), std::mem::take(&mut env.reads));
+                            st.out_reads
+                                .insert(n.name.clone(), std::mem::take(&mut env.reads));
                         }
                     }
                 }
-                SysItemKind::Update { kind, kw, target, value } => {
+                SysItemKind::Update {
+                    kind,
+                    kw,
+                    target,
+                    value,
+                } => {
                     if in_loop {
-                        self.report(Diagnostic::new(codes::WRONG_KIND, it.span, "only wires may appear inside a `for` loop").label("not a wire"));
+                        self.report(
+                            Diagnostic::new(
+                                codes::WRONG_KIND,
+                                it.span,
+                                "only wires may appear inside a `for` loop",
+                            )
+                            .label("not a wire"),
+                        );
                         continue;
                     }
                     self.note_kind(*kind, *kw, st);
@@ -947,10 +1255,14 @@ impl<'m> Checker<'m> {
                     self.note_kind(*kind, *kw, st);
                     if iface_ok && !iface.moded {
                         self.report(
-                            Diagnostic::new(codes::MODE_MATCH, *kw, "`match mode` in a system whose interface has no modes")
-                                .label("no modes to match")
-                                .with(iface.span, "the interface")
-                                .hint("write plain updates: `next x = …`"),
+                            Diagnostic::new(
+                                codes::MODE_MATCH,
+                                *kw,
+                                "`match mode` in a system whose interface has no modes",
+                            )
+                            .label("no modes to match")
+                            .with(iface.span, "the interface")
+                            .hint("write plain updates: `next x = …`"),
                         );
                     }
                     let mut seen: HashMap<&str, Span> = HashMap::new();
@@ -958,15 +1270,27 @@ impl<'m> Checker<'m> {
                     for arm in arms {
                         let mi = iface.modes.iter().position(|m| m.name == arm.mode.name);
                         if iface.moded && mi.is_none() {
-                            let names: Vec<&str> = iface.modes.iter().map(|m| m.name.as_str()).collect();
+                            let names: Vec<&str> =
+                                iface.modes.iter().map(|m| m.name.as_str()).collect();
                             self.report(
-                                Diagnostic::new(codes::MODE_MATCH, arm.mode.span, format!("`{}` is not a mode of {}", arm.mode.name, iface.name))
-                                    .label("unknown mode")
-                                    .hint(format!("its modes: {}", names.join(", "))),
+                                Diagnostic::new(
+                                    codes::MODE_MATCH,
+                                    arm.mode.span,
+                                    format!("`{}` is not a mode of {}", arm.mode.name, iface.name),
+                                )
+                                .label("unknown mode")
+                                .hint(format!("its modes: {}", names.join(", "))),
                             );
                         }
                         if let Some(prev) = seen.insert(&arm.mode.name, arm.mode.span) {
-                            self.report(Diagnostic::new(codes::MODE_MATCH, arm.mode.span, format!("mode `{}` is matched twice", arm.mode.name)).with(prev, "first arm"));
+                            self.report(
+                                Diagnostic::new(
+                                    codes::MODE_MATCH,
+                                    arm.mode.span,
+                                    format!("mode `{}` is matched twice", arm.mode.name),
+                                )
+                                .with(prev, "first arm"),
+                            );
                         }
                         env.phase = Phase::Body(mi);
                         let mut in_arm: HashMap<&str, Span> = HashMap::new();
@@ -975,16 +1299,31 @@ impl<'m> Checker<'m> {
                             let t = self.check_expr(env, &a.value, sty.as_ref());
                             if let Some(prev) = in_arm.insert(&a.target.name, a.target.span) {
                                 self.report(
-                                    Diagnostic::new(codes::STATE_UPDATE, a.target.span, format!("state `{}` is assigned twice in one arm", a.target.name)).with(prev, "first here"),
+                                    Diagnostic::new(
+                                        codes::STATE_UPDATE,
+                                        a.target.span,
+                                        format!(
+                                            "state `{}` is assigned twice in one arm",
+                                            a.target.name
+                                        ),
+                                    )
+                                    .with(prev, "first here"),
                                 );
                             }
-                            assigned_here.entry(a.target.name.clone()).or_insert(a.target.span);
+                            assigned_here
+                                .entry(a.target.name.clone())
+                                .or_insert(a.target.span);
                             self.assign_check(env, a, &t, *kind == UpdateKind::Next);
                         }
                         env.phase = Phase::Body(None);
                     }
                     if iface.moded {
-                        let missing: Vec<&str> = iface.modes.iter().map(|m| m.name.as_str()).filter(|m| !seen.contains_key(m)).collect();
+                        let missing: Vec<&str> = iface
+                            .modes
+                            .iter()
+                            .map(|m| m.name.as_str())
+                            .filter(|m| !seen.contains_key(m))
+                            .collect();
                         if !missing.is_empty() {
                             self.report(
                                 Diagnostic::new(codes::MODE_MATCH, *kw, format!("`match mode` does not cover {}", missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")))
@@ -1007,18 +1346,23 @@ impl<'m> Checker<'m> {
                 SysItemKind::When { cond, body } => {
                     if st.first_der.is_none() {
                         *st.first_der = Some(it.span);
+                        *st.first_der_is_when = true;
                     }
                     let ct = self.check_expr(env, cond, Some(&Ty::Bool));
                     if !matches!(ct, Ty::Bool | Ty::Error) {
                         self.report(
-                            Diagnostic::new(codes::TYPE_MISMATCH, cond.span, format!("a `when` condition must be a Bool, found {ct}"))
-                                .label(format!("this is {ct}"))
-                                .hint("compare: `when v >= v_th { … }`"),
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                cond.span,
+                                format!("a `when` condition must be a Bool, found {ct}"),
+                            )
+                            .label(format!("this is {ct}"))
+                            .hint("compare: `when v >= v_th { … }`"),
                         );
                     }
                     for a in body {
                         let sty = self.state_ty(env, &a.target.name);
-                            let t = self.check_expr(env, &a.value, sty.as_ref());
+                        let t = self.check_expr(env, &a.value, sty.as_ref());
                         if self.assign_check(env, a, &t, true) {
                             st.when_assigned.insert(a.target.name.clone());
                         }
@@ -1026,12 +1370,16 @@ impl<'m> Checker<'m> {
                 }
                 SysItemKind::Wire { target, value } => {
                     env.reads.clear();
-                    let b = env.boxes.iter().position(|b| b.name == target.boxname.name);
+                    let b = env.box_index.get(&target.boxname.name).copied();
                     let Some(b) = b else {
                         self.check_expr(env, value, None);
                         let names: Vec<String> = env.boxes.iter().map(|b| b.name.clone()).collect();
-                        let mut d = Diagnostic::new(codes::UNKNOWN_NAME, target.boxname.span, format!("no box `{}` in this system", target.boxname.name))
-                            .label("unknown box");
+                        let mut d = Diagnostic::new(
+                            codes::UNKNOWN_NAME,
+                            target.boxname.span,
+                            format!("no box `{}` in this system", target.boxname.name),
+                        )
+                        .label("unknown box");
                         d = match suggest(&target.boxname.name, names.iter().map(String::as_str)) {
                             Some(s) => d.hint(format!("did you mean `{s}`?")),
                             None => d.hint("declare it with `box NAME: SYSTEM`; `<-` wires an inner box's input"),
@@ -1047,24 +1395,47 @@ impl<'m> Checker<'m> {
                     if let Some(i) = &target.index {
                         let t = self.check_expr(env, i, Some(&Ty::Int));
                         if !t.is_int() {
-                            self.report(Diagnostic::new(codes::TYPE_MISMATCH, i.span, format!("a box-array index must be an Int, found {t}")).label(format!("this is {t}")));
+                            self.report(
+                                Diagnostic::new(
+                                    codes::TYPE_MISMATCH,
+                                    i.span,
+                                    format!("a box-array index must be an Int, found {t}"),
+                                )
+                                .label(format!("this is {t}")),
+                            );
                         }
                         env.reads.clear();
                     }
                     match (bx.count, &target.index) {
                         (Some(_), None) => self.report(
-                            Diagnostic::new(codes::INDEX_RANGE, target.span, format!("`{}` is a box array: say which box", bx.name))
-                                .label("no index")
-                                .with(bx.span, "declared as an array here")
-                                .hint(format!("wire each element in a loop: `for i in 0..N {{ {}[i].{} <- … }}`", bx.name, target.port.name)),
+                            Diagnostic::new(
+                                codes::INDEX_RANGE,
+                                target.span,
+                                format!("`{}` is a box array: say which box", bx.name),
+                            )
+                            .label("no index")
+                            .with(bx.span, "declared as an array here")
+                            .hint(format!(
+                                "wire each element in a loop: `for i in 0..N {{ {}[i].{} <- … }}`",
+                                bx.name, target.port.name
+                            )),
                         ),
                         (None, Some(i)) => self.report(
-                            Diagnostic::new(codes::INDEX_RANGE, i.span, format!("`{}` is a single box, not an array", bx.name)).label("index on a single box").with(bx.span, "declared here"),
+                            Diagnostic::new(
+                                codes::INDEX_RANGE,
+                                i.span,
+                                format!("`{}` is a single box, not an array", bx.name),
+                            )
+                            .label("index on a single box")
+                            .with(bx.span, "declared here"),
                         ),
                         _ => {}
                     }
                     let ins = bx.sys.iface.all_ins();
-                    let port = ins.iter().find(|(p, _)| p.name == target.port.name).map(|(p, _)| (*p).clone());
+                    let port = ins
+                        .iter()
+                        .find(|(p, _)| p.name == target.port.name)
+                        .map(|(p, _)| (*p).clone());
                     let t = self.check_expr(env, value, port.as_ref().map(|p| &p.ty));
                     match &port {
                         Some(p) => {
@@ -1084,24 +1455,54 @@ impl<'m> Checker<'m> {
                             }
                         }
                         None => {
-                            let is_out = bx.sys.iface.all_outs().iter().any(|(p, _)| p.name == target.port.name);
-                            let names: Vec<String> = ins.iter().map(|(p, _)| p.name.clone()).collect();
+                            let is_out = bx
+                                .sys
+                                .iface
+                                .all_outs()
+                                .iter()
+                                .any(|(p, _)| p.name == target.port.name);
+                            let names: Vec<String> =
+                                ins.iter().map(|(p, _)| p.name.clone()).collect();
                             let mut d = if is_out {
-                                Diagnostic::new(codes::NOT_AN_INPUT, target.port.span, format!("`{}.{}` is an out port; wires feed in ports", bx.name, target.port.name))
-                                    .label("an out port cannot be wired")
+                                Diagnostic::new(
+                                    codes::NOT_AN_INPUT,
+                                    target.port.span,
+                                    format!(
+                                        "`{}.{}` is an out port; wires feed in ports",
+                                        bx.name, target.port.name
+                                    ),
+                                )
+                                .label("an out port cannot be wired")
                             } else {
-                                Diagnostic::new(codes::UNKNOWN_PORT, target.port.span, format!("box `{}` has no in port `{}`", bx.name, target.port.name)).label("unknown port")
+                                Diagnostic::new(
+                                    codes::UNKNOWN_PORT,
+                                    target.port.span,
+                                    format!(
+                                        "box `{}` has no in port `{}`",
+                                        bx.name, target.port.name
+                                    ),
+                                )
+                                .label("unknown port")
                             };
                             d = d.with(bx.span, format!("`{}` is a {}", bx.name, bx.sys.name));
                             d = match suggest(&target.port.name, names.iter().map(String::as_str)) {
                                 Some(s) if !is_out => d.hint(format!("did you mean `{s}`?")),
-                                _ => d.hint(format!("the in ports of {}: {}", bx.sys.name, if names.is_empty() { "none".into() } else { names.join(", ") })),
+                                _ => d.hint(format!(
+                                    "the in ports of {}: {}",
+                                    bx.sys.name,
+                                    if names.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        names.join(", ")
+                                    }
+                                )),
                             };
                             self.report(d);
                         }
                     }
-                    if port.is_some() && (bx.count.is_some() == target.index.is_some()) {
+                    if port.is_some() {
                         st.wires.push(WireRec {
+                            broken: bx.count.is_some() != target.index.is_some(),
                             b,
                             index: target.index.as_ref(),
                             port: target.port.name.clone(),
@@ -1115,14 +1516,25 @@ impl<'m> Checker<'m> {
                     for bound in [lo, hi] {
                         let t = self.check_expr(env, bound, Some(&Ty::Int));
                         if !t.is_int() {
-                            self.report(Diagnostic::new(codes::TYPE_MISMATCH, bound.span, format!("loop bounds must be Int, found {t}")).label(format!("this is {t}")));
+                            self.report(
+                                Diagnostic::new(
+                                    codes::TYPE_MISMATCH,
+                                    bound.span,
+                                    format!("loop bounds must be Int, found {t}"),
+                                )
+                                .label(format!("this is {t}")),
+                            );
                         }
                     }
                     if env.names().contains(&var.name) {
                         self.report(
-                            Diagnostic::new(codes::SHADOWING, var.span, format!("loop variable `{}` shadows another name", var.name))
-                                .label("shadows")
-                                .hint("inside the loop the name means the loop index; rename it"),
+                            Diagnostic::new(
+                                codes::SHADOWING,
+                                var.span,
+                                format!("loop variable `{}` shadows another name", var.name),
+                            )
+                            .label("shadows")
+                            .hint("inside the loop the name means the loop index; rename it"),
                         );
                     }
                     env.loop_vars.push(var.name.clone());
@@ -1170,11 +1582,22 @@ impl<'m> Checker<'m> {
             return;
         }
         let (msg, hint) = if env.params.iter().any(|p| p.0 == *n) {
-            (format!("`{n}` is a param, not a state"), "params are constants of a run; declare `state` for a value that changes".to_string())
+            (
+                format!("`{n}` is a param, not a state"),
+                "params are constants of a run; declare `state` for a value that changes"
+                    .to_string(),
+            )
         } else if env.input(n).is_some() {
-            (format!("`{n}` is an input, not a state"), "inputs are set from outside, by the wiring".to_string())
+            (
+                format!("`{n}` is an input, not a state"),
+                "inputs are set from outside, by the wiring".to_string(),
+            )
         } else if env.lets.iter().any(|l| l.0 == *n) {
-            (format!("`{n}` is a let, not a state"), "lets are computed each step; declare `state` for a value that persists".to_string())
+            (
+                format!("`{n}` is a let, not a state"),
+                "lets are computed each step; declare `state` for a value that persists"
+                    .to_string(),
+            )
         } else {
             let names: Vec<&str> = env.states.iter().map(|s| s.0.as_str()).collect();
             (
@@ -1185,20 +1608,39 @@ impl<'m> Checker<'m> {
                 },
             )
         };
-        self.report(Diagnostic::new(codes::BAD_ASSIGN, target.span, msg).label("assigned here").hint(hint));
+        self.report(
+            Diagnostic::new(codes::BAD_ASSIGN, target.span, msg)
+                .label("assigned here")
+                .hint(hint),
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn update_target(&mut self, env: &SysEnv, target: &Ident, kind: UpdateKind, kw: Span, t: &Ty, vspan: Span, st: &mut BodyState, _m: bool) {
+    fn update_target(
+        &mut self,
+        env: &SysEnv,
+        target: &Ident,
+        kind: UpdateKind,
+        kw: Span,
+        t: &Ty,
+        vspan: Span,
+        st: &mut BodyState,
+        _m: bool,
+    ) {
         match env.states.iter().find(|s| s.0 == target.name) {
             Some((_, sty, decl)) => {
                 self.expect_fits(t, sty, vspan, Some(*decl));
-                if let Some((_, prev)) = st.updates.insert(target.name.clone(), (kind, target.span)) {
+                if let Some((_, prev)) = st.updates.insert(target.name.clone(), (kind, target.span))
+                {
                     self.report(
-                        Diagnostic::new(codes::STATE_UPDATE, target.span, format!("state `{}` has two updates", target.name))
-                            .label("second update")
-                            .with(prev, "first update")
-                            .hint("each state has exactly one `next` or `der`"),
+                        Diagnostic::new(
+                            codes::STATE_UPDATE,
+                            target.span,
+                            format!("state `{}` has two updates", target.name),
+                        )
+                        .label("second update")
+                        .with(prev, "first update")
+                        .hint("each state has exactly one `next` or `der`"),
                     );
                 }
             }
@@ -1211,13 +1653,24 @@ impl<'m> Checker<'m> {
 
     /// Enumerates wires over their loops: counts each inner input, checks indices, and adds
     /// the wire's dependencies to the graph.
-    fn enumerate_wires(&mut self, env: &SysEnv, wires: &[WireRec], sizes: &Sizes, graph: &mut Graph, def: &SystemDef) {
+    fn enumerate_wires(
+        &mut self,
+        env: &SysEnv,
+        wires: &[WireRec],
+        sizes: &Sizes,
+        graph: &mut Graph,
+        def: &SystemDef,
+    ) {
         // (box, element, port) -> first wire span
         let mut wired: HashMap<(usize, Option<u64>, String), Span> = HashMap::new();
         let mut twice_reported: HashSet<(usize, String)> = HashSet::new();
         let mut budget: u64 = 20_000_000;
         let mut unsure: HashSet<(usize, String)> = HashSet::new();
         for w in wires {
+            if w.broken {
+                unsure.insert((w.b, w.port.clone()));
+                continue;
+            }
             let errors_before = self.diags.len();
             let mut bindings: HashMap<String, i64> = HashMap::new();
             let mut bad_index = false;
@@ -1275,8 +1728,12 @@ impl<'m> Checker<'m> {
         }
         if budget == 0 {
             self.report(
-                Diagnostic::new(codes::BAD_SIZE, def.name.span, "the wiring of this system has too many loop iterations to check")
-                    .hint("at most 20 million wires per system are enumerated"),
+                Diagnostic::new(
+                    codes::BAD_SIZE,
+                    def.name.span,
+                    "the wiring of this system has too many loop iterations to check",
+                )
+                .hint("at most 20 million wires per system are enumerated"),
             );
         }
         // Every inner input wired.
@@ -1289,23 +1746,52 @@ impl<'m> Checker<'m> {
                     None => {
                         if !wired.contains_key(&(bi, None, p.name.clone())) {
                             self.report(
-                                Diagnostic::new(codes::NOT_WIRED, b.span, format!("input `{}.{}` is never wired", b.name, p.name))
-                                    .label(format!("`{}` needs a value for `{}`", b.name, p.name))
-                                    .with(p.span, format!("`{}: {}` declared here", p.name, p.ty))
-                                    .hint(format!("wire it: `{}.{} <- …`", b.name, p.name)),
+                                Diagnostic::new(
+                                    codes::NOT_WIRED,
+                                    b.span,
+                                    format!("input `{}.{}` is never wired", b.name, p.name),
+                                )
+                                .label(format!("`{}` needs a value for `{}`", b.name, p.name))
+                                .with(p.span, format!("`{}: {}` declared here", p.name, p.ty))
+                                .hint(format!("wire it: `{}.{} <- …`", b.name, p.name)),
                             );
                         }
                     }
                     Some(n) => {
-                        let missing: Vec<u64> = (0..n).filter(|k| !wired.contains_key(&(bi, Some(*k), p.name.clone()))).collect();
+                        let missing: Vec<u64> = (0..n)
+                            .filter(|k| !wired.contains_key(&(bi, Some(*k), p.name.clone())))
+                            .collect();
                         if !missing.is_empty() {
-                            let shown: Vec<String> = missing.iter().take(4).map(|k| format!("{}[{k}].{}", b.name, p.name)).collect();
-                            let more = if missing.len() > 4 { format!(" and {} more", missing.len() - 4) } else { String::new() };
+                            let shown: Vec<String> = missing
+                                .iter()
+                                .take(4)
+                                .map(|k| format!("{}[{k}].{}", b.name, p.name))
+                                .collect();
+                            let more = if missing.len() > 4 {
+                                format!(" and {} more", missing.len() - 4)
+                            } else {
+                                String::new()
+                            };
                             self.report(
-                                Diagnostic::new(codes::NOT_WIRED, b.span, format!("input `{}` is not wired for {} of {n} boxes: {}{more}", p.name, missing.len(), shown.join(", ")))
-                                    .label(format!("`{}[i].{}` needs a value for every i", b.name, p.name))
-                                    .with(p.span, format!("`{}: {}` declared here", p.name, p.ty))
-                                    .hint(format!("wire every element: `for i in 0..{n} {{ {}[i].{} <- … }}`", b.name, p.name)),
+                                Diagnostic::new(
+                                    codes::NOT_WIRED,
+                                    b.span,
+                                    format!(
+                                        "input `{}` is not wired for {} of {n} boxes: {}{more}",
+                                        p.name,
+                                        missing.len(),
+                                        shown.join(", ")
+                                    ),
+                                )
+                                .label(format!(
+                                    "`{}[i].{}` needs a value for every i",
+                                    b.name, p.name
+                                ))
+                                .with(p.span, format!("`{}: {}` declared here", p.name, p.ty))
+                                .hint(format!(
+                                    "wire every element: `for i in 0..{n} {{ {}[i].{} <- … }}`",
+                                    b.name, p.name
+                                )),
                             );
                         }
                     }
@@ -1331,7 +1817,10 @@ impl<'m> Checker<'m> {
             f(self, bind);
             return;
         };
-        let (Some(a), Some(b)) = (self.const_int(lo, sizes, bind, "a loop bound"), self.const_int(hi, sizes, bind, "a loop bound")) else {
+        let (Some(a), Some(b)) = (
+            self.const_int(lo, sizes, bind, "a loop bound"),
+            self.const_int(hi, sizes, bind, "a loop bound"),
+        ) else {
             return;
         };
         for i in a..b {
@@ -1344,7 +1833,15 @@ impl<'m> Checker<'m> {
         bind.remove(&var.name);
     }
 
-    fn add_reads(&mut self, env: &SysEnv, graph: &mut Graph, from: usize, reads: &[Read], bind: &HashMap<String, i64>, sizes: &Sizes) {
+    fn add_reads(
+        &mut self,
+        env: &SysEnv,
+        graph: &mut Graph,
+        from: usize,
+        reads: &[Read],
+        bind: &HashMap<String, i64>,
+        sizes: &Sizes,
+    ) {
         for r in reads {
             let to = match r {
                 Read::Input(n) => graph.node(Node::Input(n.clone())),

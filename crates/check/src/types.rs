@@ -118,7 +118,10 @@ impl Ty {
             (Ty::Fin(a), Ty::Fin(b)) => a <= b,
             (Ty::Tensor(Elem::Int, d1), Ty::Tensor(Elem::Real, d2)) => d1 == d2,
             (Ty::Record(a), Ty::Record(b)) => {
-                a.len() == b.len() && a.iter().zip(b.iter()).all(|((n1, t1), (n2, t2))| n1 == n2 && t1.fits(t2))
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b.iter())
+                        .all(|((n1, t1), (n2, t2))| n1 == n2 && t1.fits(t2))
             }
             _ => self == target,
         }

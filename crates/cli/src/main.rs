@@ -70,7 +70,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { files, format, poly, color } => check(&files, format, &poly, color),
+        Command::Check {
+            files,
+            format,
+            poly,
+            color,
+        } => check(&files, format, &poly, color),
         Command::Explain { code } => explain(&code),
     }
 }
@@ -117,11 +122,21 @@ fn check(files: &[PathBuf], format: Format, polys: &[String], color: Color) -> E
         if errors > 0 {
             status = status.max(1);
             if let Format::Human = format {
-                eprintln!("{name}: {} error{}, {} warning{}", errors, plural(errors), warnings, plural(warnings));
+                eprintln!(
+                    "{name}: {} error{}, {} warning{}",
+                    errors,
+                    plural(errors),
+                    warnings,
+                    plural(warnings)
+                );
             }
         } else if let Format::Human = format {
             if polys.is_empty() {
-                let w = if warnings > 0 { format!(" ({warnings} warning{})", plural(warnings)) } else { String::new() };
+                let w = if warnings > 0 {
+                    format!(" ({warnings} warning{})", plural(warnings))
+                } else {
+                    String::new()
+                };
                 println!("{name}: ok{w}");
             }
         }
@@ -161,7 +176,9 @@ fn explain(code: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => {
-            eprintln!("error: unknown code `{code}`; codes run from E0001 to E0070 and W0001 to W0003");
+            eprintln!(
+                "error: unknown code `{code}`; codes run from E0001 to E0070 and W0001 to W0003"
+            );
             ExitCode::from(2)
         }
     }

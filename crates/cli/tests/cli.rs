@@ -18,7 +18,11 @@ fn dyn_cmd(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn dyn_files(dir: &Path) -> Vec<PathBuf> {
@@ -35,7 +39,10 @@ fn dyn_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn conformance_ok_files_check_clean() {
     let files = dyn_files(&repo().join("../shared/conformance/ok"));
-    assert!(files.len() >= 6, "conformance suite not found beside the repository");
+    assert!(
+        files.len() >= 6,
+        "conformance suite not found beside the repository"
+    );
     for f in files {
         let o = dyn_cmd(&["check", f.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}:\n{}", f.display(), text(&o));
@@ -50,8 +57,13 @@ fn conformance_bad_files_fail_with_a_code() {
         let o = dyn_cmd(&["check", "--format", "json", f.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1), "{}:\n{}", f.display(), text(&o));
         let out = String::from_utf8_lossy(&o.stdout);
-        let first: serde_json::Value = serde_json::from_str(out.lines().next().expect("one diagnostic")).unwrap();
-        assert!(first["code"].as_str().unwrap().starts_with('E'), "{}", f.display());
+        let first: serde_json::Value =
+            serde_json::from_str(out.lines().next().expect("one diagnostic")).unwrap();
+        assert!(
+            first["code"].as_str().unwrap().starts_with('E'),
+            "{}",
+            f.display()
+        );
     }
 }
 
@@ -71,7 +83,12 @@ fn conformance_bad_files_report_their_rule() {
         let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
         let codes: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["code"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         assert_eq!(codes, vec![code.to_string()], "{file}");
     }
@@ -90,7 +107,10 @@ fn conformance_poly_expectations() {
                 let expr = expr.trim().trim_matches('\'');
                 let o = dyn_cmd(&["check", "--poly", expr, f.to_str().unwrap()]);
                 assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-                assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), format!("{expr} = {}", nf.trim()));
+                assert_eq!(
+                    String::from_utf8_lossy(&o.stdout).trim(),
+                    format!("{expr} = {}", nf.trim())
+                );
                 checked += 1;
             }
         }
@@ -110,7 +130,13 @@ fn examples_and_stdlib_check() {
         match first.strip_prefix("// expect-error:") {
             Some(code) => {
                 assert_eq!(o.status.code(), Some(1), "{}", f.display());
-                assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("\"code\":\"{}\"", code.trim())), "{}: {}", f.display(), text(&o));
+                assert!(
+                    String::from_utf8_lossy(&o.stdout)
+                        .contains(&format!("\"code\":\"{}\"", code.trim())),
+                    "{}: {}",
+                    f.display(),
+                    text(&o)
+                );
             }
             None => assert_eq!(o.status.code(), Some(0), "{}:\n{}", f.display(), text(&o)),
         }
@@ -121,21 +147,31 @@ fn examples_and_stdlib_check() {
 fn json_diagnostics_have_the_documented_fields() {
     let p = repo().join("../shared/conformance/bad/wire_twice.dyn");
     let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(v["code"], "E0060");
     assert_eq!(v["severity"], "error");
     assert_eq!(v["message"], "input `a.x` is wired twice");
     assert_eq!(v["line_start"], 11);
     assert_eq!(v["col_start"], 3);
     assert_eq!(v["labels"].as_array().unwrap().len(), 2);
-    assert_eq!(v["labels"][1]["line_start"], 10, "secondary label at the first wire");
+    assert_eq!(
+        v["labels"][1]["line_start"], 10,
+        "secondary label at the first wire"
+    );
     assert!(v["hint"].as_str().unwrap().contains("exactly one value"));
 }
 
 #[test]
 fn usage_and_io_errors_exit_2() {
-    assert_eq!(dyn_cmd(&["check", "no/such/file.dyn"]).status.code(), Some(2));
-    assert_eq!(dyn_cmd(&["check", "--frobnicate", "x.dyn"]).status.code(), Some(2));
+    assert_eq!(
+        dyn_cmd(&["check", "no/such/file.dyn"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        dyn_cmd(&["check", "--frobnicate", "x.dyn"]).status.code(),
+        Some(2)
+    );
     assert_eq!(dyn_cmd(&["explain", "E9999"]).status.code(), Some(2));
     let o = dyn_cmd(&["check", "no/such/file.dyn"]);
     assert!(text(&o).contains("cannot read `no/such/file.dyn`"));
@@ -158,7 +194,11 @@ fn explain_examples_are_true() {
     std::fs::create_dir_all(&tmp).unwrap();
     for code in dyn_diag::codes::ALL {
         let text = code.explain;
-        assert!(text.starts_with(&format!("# {}: {}", code.id, code.title)), "{}: title line", code.id);
+        assert!(
+            text.starts_with(&format!("# {}: {}", code.id, code.title)),
+            "{}: title line",
+            code.id
+        );
         let block = |heading: &str| -> Option<String> {
             let at = text.find(heading)?;
             let rest = &text[at..];
@@ -169,21 +209,40 @@ fn explain_examples_are_true() {
             let end = rest[start..].find("```")?;
             Some(rest[start..start + end].to_string())
         };
-        assert!(text.contains("## Wrong") && text.contains("## Fixed"), "{}: sections", code.id);
+        assert!(
+            text.contains("## Wrong") && text.contains("## Fixed"),
+            "{}: sections",
+            code.id
+        );
         if let Some(wrong) = block("## Wrong") {
             let p = tmp.join(format!("{}_wrong.dyn", code.id));
             std::fs::write(&p, wrong).unwrap();
             let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
             let out = String::from_utf8_lossy(&o.stdout);
-            assert!(out.contains(&format!("\"code\":\"{}\"", code.id)), "{}: wrong example does not report it:\n{}", code.id, text_of(&o));
+            assert!(
+                out.contains(&format!("\"code\":\"{}\"", code.id)),
+                "{}: wrong example does not report it:\n{}",
+                code.id,
+                text_of(&o)
+            );
         }
         if let Some(fixed) = block("## Fixed") {
             let p = tmp.join(format!("{}_fixed.dyn", code.id));
             std::fs::write(&p, fixed).unwrap();
             let o = dyn_cmd(&["check", p.to_str().unwrap()]);
-            assert_eq!(o.status.code(), Some(0), "{}: fixed example has errors:\n{}", code.id, text_of(&o));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}: fixed example has errors:\n{}",
+                code.id,
+                text_of(&o)
+            );
             if code.id.starts_with('W') {
-                assert!(!text_of(&o).contains(&format!("[{}]", code.id)), "{}: fixed example still warns", code.id);
+                assert!(
+                    !text_of(&o).contains(&format!("[{}]", code.id)),
+                    "{}: fixed example still warns",
+                    code.id
+                );
             }
         }
     }

@@ -16,9 +16,19 @@ fn repo() -> &'static Path {
 fn ui(path: &Utf8Path, contents: String) -> datatest_stable::Result<()> {
     let rel = path.as_str().trim_start_matches("../../").to_string();
     let stdlib = dyn_check::modules::Stdlib::Dir(repo().join("stdlib"));
-    let checked = dyn_check::check_source(&rel, Some(path.as_std_path().to_path_buf()), contents.clone(), &stdlib);
+    let checked = dyn_check::check_source(
+        &rel,
+        Some(path.as_std_path().to_path_buf()),
+        contents.clone(),
+        &stdlib,
+    );
     let rendered = dyn_diag::render_all(&checked.sources, &checked.diagnostics, false);
-    let mut codes: Vec<&str> = checked.diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code.id).collect();
+    let mut codes: Vec<&str> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.code.id)
+        .collect();
     codes.sort();
 
     let first = contents.lines().next().unwrap_or("");
@@ -26,10 +36,17 @@ fn ui(path: &Utf8Path, contents: String) -> datatest_stable::Result<()> {
         let Some(list) = first.strip_prefix("// expect:") else {
             return Err(format!("{rel}: first line must be `// expect: E00xx, …`").into());
         };
-        let mut expected: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let mut expected: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         expected.sort();
         if expected != codes {
-            return Err(format!("{rel}: expected error codes {expected:?}, got {codes:?}\n{rendered}").into());
+            return Err(format!(
+                "{rel}: expected error codes {expected:?}, got {codes:?}\n{rendered}"
+            )
+            .into());
         }
     } else if !codes.is_empty() {
         return Err(format!("{rel}: expected no errors, got {codes:?}\n{rendered}").into());

@@ -53,24 +53,33 @@ pub fn render(map: &SourceMap, d: &Diagnostic, color: bool) -> String {
         .with_config(config)
         .with_code(d.code.id)
         .with_message(&d.message);
-    let mut label = Label::new(primary).with_order(0);
-    if !d.primary.message.is_empty() {
-        label = label.with_message(&d.primary.message);
-    }
-    if color {
-        label = label.with_color(match d.severity {
+    // A label without a message is not drawn by ariadne: always give the primary one.
+    let msg = if d.primary.message.is_empty() {
+        "here"
+    } else {
+        d.primary.message.as_str()
+    };
+    let mut labels: Vec<(ASpan, &str, Color)> = vec![(
+        primary,
+        msg,
+        match d.severity {
             Severity::Error => Color::Red,
             Severity::Warning => Color::Yellow,
-        });
+        },
+    )];
+    for l in &d.secondary {
+        labels.push((aspan(map, l.span), l.message.as_str(), Color::Blue));
     }
-    report = report.with_label(label);
-    for (i, l) in d.secondary.iter().enumerate() {
-        let mut label = Label::new(aspan(map, l.span)).with_order(i as i32 + 1);
-        if !l.message.is_empty() {
-            label = label.with_message(&l.message);
+    // Ariadne starts a new section whenever a label lies above the previous one; labels in
+    // source order keep one section per file.
+    labels.sort_by_key(|(s, _, _)| (s.0, s.1.start));
+    for (span, message, c) in labels {
+        let mut label = Label::new(span);
+        if !message.is_empty() {
+            label = label.with_message(message);
         }
         if color {
-            label = label.with_color(Color::Blue);
+            label = label.with_color(c);
         }
         report = report.with_label(label);
     }

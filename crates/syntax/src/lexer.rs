@@ -345,14 +345,26 @@ mod tests {
                 Token::Ident("N".into())
             ]
         );
-        assert_eq!(kinds("x < -1"), vec![Token::Ident("x".into()), Token::Lt, Token::Minus, Token::Int("1".into())]);
+        assert_eq!(
+            kinds("x < -1"),
+            vec![
+                Token::Ident("x".into()),
+                Token::Lt,
+                Token::Minus,
+                Token::Int("1".into())
+            ]
+        );
     }
 
     #[test]
     fn nested_comments_and_docs() {
         let l = lex("/* a /* b */ c */ x /// doc\n/// two\ny");
         assert_eq!(l.tokens.len(), 2);
-        assert_eq!(l.docs.len(), 1, "a trailing /// after code is not a doc line");
+        assert_eq!(
+            l.docs.len(),
+            1,
+            "a trailing /// after code is not a doc line"
+        );
         assert_eq!(l.docs[0].text, "two");
         let l = lex("x /* open");
         assert_eq!(l.errors, vec![LexError::UnterminatedComment { lo: 2 }]);
@@ -362,7 +374,17 @@ mod tests {
     fn stray_characters_are_errors_and_lexing_goes_on() {
         let l = lex("a $ b");
         assert_eq!(l.tokens.len(), 2);
-        assert_eq!(l.errors, vec![LexError::Unexpected { lo: 2, hi: 3, ch: '$' }]);
-        assert_eq!(kinds("τ σ"), vec![Token::Ident("τ".into()), Token::Ident("σ".into())]);
+        assert_eq!(
+            l.errors,
+            vec![LexError::Unexpected {
+                lo: 2,
+                hi: 3,
+                ch: '$'
+            }]
+        );
+        assert_eq!(
+            kinds("τ σ"),
+            vec![Token::Ident("τ".into()), Token::Ident("σ".into())]
+        );
     }
 }
