@@ -188,17 +188,17 @@ fn describe(
     }
     let mut noted = Vec::new();
     for &x in &flow {
-        if let Node::BoxIn(b, _, p) = &g.nodes[x] {
-            if !noted.contains(b) {
-                noted.push(*b);
-                d = d.with(
-                    boxes[*b].2,
-                    format!(
-                        "`{}` ({}) passes `{p}` to an output without delay",
-                        boxes[*b].0, boxes[*b].3
-                    ),
-                );
-            }
+        if let Node::BoxIn(b, _, p) = &g.nodes[x]
+            && !noted.contains(b)
+        {
+            noted.push(*b);
+            d = d.with(
+                boxes[*b].2,
+                format!(
+                    "`{}` ({}) passes `{p}` to an output without delay",
+                    boxes[*b].0, boxes[*b].3
+                ),
+            );
         }
     }
     d.hint("every value in the loop needs the others in the same step: break it with state, e.g. make one box's output read only its state (a Moore box)")

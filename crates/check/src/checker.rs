@@ -69,6 +69,9 @@ pub const MAX_ELEMENTS: u64 = 1_000_000_000;
 /// The longest box array accepted (its wiring is enumerated at compile time).
 pub const MAX_BOXES: u64 = 1_000_000;
 
+/// An item instantiated with size arguments.
+pub(crate) type Instance = (ItemId, Vec<u64>);
+
 /// The checker.
 pub struct Checker<'m> {
     /// Loaded modules.
@@ -80,8 +83,8 @@ pub struct Checker<'m> {
     fns: HashMap<ItemId, Slot<Option<Rc<FnSig>>>>,
     enums: HashMap<ItemId, Rc<EnumTy>>,
     aliases: HashMap<ItemId, Slot<Ty>>,
-    pub(crate) ifaces: HashMap<(ItemId, Vec<u64>), Slot<Option<Rc<crate::iface::Built>>>>,
-    pub(crate) systems: HashMap<(ItemId, Vec<u64>), Slot<Option<Rc<SystemSig>>>>,
+    pub(crate) ifaces: HashMap<Instance, Slot<Option<Rc<crate::iface::Built>>>>,
+    pub(crate) systems: HashMap<Instance, Slot<Option<Rc<SystemSig>>>>,
     /// Checked systems by item (non-generic instantiation), for later stages.
     pub checked_systems: Vec<(ItemId, Rc<SystemSig>)>,
     /// The module whose item is being checked.
@@ -516,10 +519,10 @@ impl<'m> Checker<'m> {
 
     /// A tensor dimension from a size expression.
     pub fn size(&mut self, e: &ast::Expr, sizes: &Sizes) -> Option<Dim> {
-        if let ast::ExprKind::Var(i) = &e.kind {
-            if sizes.symbolic.contains(&i.name) {
-                return Some(Dim::Param(i.name.clone()));
-            }
+        if let ast::ExprKind::Var(i) = &e.kind
+            && sizes.symbolic.contains(&i.name)
+        {
+            return Some(Dim::Param(i.name.clone()));
         }
         self.const_nat(e, sizes, "a tensor size").map(Dim::Known)
     }

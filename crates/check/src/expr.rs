@@ -412,32 +412,32 @@ impl Checker<'_> {
                     },
                     _ => None,
                 };
-                if let Some((b, idx)) = target {
-                    if let Some(Res::Box(i)) = env.lookup(self, b) {
-                        let port = Ident {
-                            name: format!("{}.{}", group.name, field.name),
-                            span: group.span.to(field.span),
-                        };
-                        return env.box_port(self, i, idx, &port, span);
-                    }
+                if let Some((b, idx)) = target
+                    && let Some(Res::Box(i)) = env.lookup(self, b)
+                {
+                    let port = Ident {
+                        name: format!("{}.{}", group.name, field.name),
+                        span: group.span.to(field.span),
+                    };
+                    return env.box_port(self, i, idx, &port, span);
                 }
             }
             ExprKind::Index(inner, idx) if idx.len() == 1 => {
-                if let ExprKind::Var(b) = &inner.kind {
-                    if let Some(Res::Box(i)) = env.lookup(self, b) {
-                        let ti = self.check_expr(env, &idx[0], Some(&Ty::Int));
-                        if !ti.is_int() {
-                            self.report(
-                                Diagnostic::new(
-                                    codes::TYPE_MISMATCH,
-                                    idx[0].span,
-                                    format!("a box-array index must be an Int, found {ti}"),
-                                )
-                                .label(format!("this is {ti}")),
-                            );
-                        }
-                        return env.box_port(self, i, Some(&idx[0]), field, span);
+                if let ExprKind::Var(b) = &inner.kind
+                    && let Some(Res::Box(i)) = env.lookup(self, b)
+                {
+                    let ti = self.check_expr(env, &idx[0], Some(&Ty::Int));
+                    if !ti.is_int() {
+                        self.report(
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                idx[0].span,
+                                format!("a box-array index must be an Int, found {ti}"),
+                            )
+                            .label(format!("this is {ti}")),
+                        );
                     }
+                    return env.box_port(self, i, Some(&idx[0]), field, span);
                 }
             }
             _ => {}
@@ -482,19 +482,19 @@ impl Checker<'_> {
     }
 
     fn check_index(&mut self, env: &mut dyn Env, base: &Expr, idx: &[Expr], span: Span) -> Ty {
-        if let ExprKind::Var(b) = &base.kind {
-            if let Some(Res::Box(_)) = env.lookup(self, b) {
-                self.report(
-                    Diagnostic::new(
-                        codes::WRONG_KIND,
-                        span,
-                        format!("`{}[…]` is a box, not a value", b.name),
-                    )
-                    .label("a box of a box array")
-                    .hint(format!("read a port: `{}[i].PORT`", b.name)),
-                );
-                return Ty::Error;
-            }
+        if let ExprKind::Var(b) = &base.kind
+            && let Some(Res::Box(_)) = env.lookup(self, b)
+        {
+            self.report(
+                Diagnostic::new(
+                    codes::WRONG_KIND,
+                    span,
+                    format!("`{}[…]` is a box, not a value", b.name),
+                )
+                .label("a box of a box array")
+                .hint(format!("read a port: `{}[i].PORT`", b.name)),
+            );
+            return Ty::Error;
         }
         let bt = self.check_expr(env, base, None);
         for i in idx {
@@ -534,19 +534,16 @@ impl Checker<'_> {
                             loop_vars: &HashMap::new(),
                         };
                         crate::consteval::eval(&mut ce, i)
-                    }) {
-                        if v < 0 || v as u64 >= *n {
-                            self.report(
-                                Diagnostic::new(
-                                    codes::INDEX_RANGE,
-                                    i.span,
-                                    format!(
-                                        "index {v} is out of range for a dimension of size {n}"
-                                    ),
-                                )
-                                .label(format!("valid indices are 0 to {}", n.saturating_sub(1))),
-                            );
-                        }
+                    }) && (v < 0 || v as u64 >= *n)
+                    {
+                        self.report(
+                            Diagnostic::new(
+                                codes::INDEX_RANGE,
+                                i.span,
+                                format!("index {v} is out of range for a dimension of size {n}"),
+                            )
+                            .label(format!("valid indices are 0 to {}", n.saturating_sub(1))),
+                        );
                     }
                 }
                 if idx.len() == dims.len() {
@@ -658,7 +655,7 @@ impl Checker<'_> {
                         "a Bool is not a number: write `if b then 1.0 else 0.0`",
                     );
                 }
-                let el = if ea == Elem::Real || eb == Elem::Real || (op == BinOp::Pow && false) {
+                let el = if ea == Elem::Real || eb == Elem::Real {
                     Elem::Real
                 } else {
                     Elem::Int
@@ -801,13 +798,13 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(Binding::Item(id)) = self.lookup(&name.name) {
-            if matches!(self.item(id).kind, ItemKind::Fn(_)) {
-                return match self.fn_sig(id) {
-                    Some(sig) => self.apply_sig(env, &sig, &name.name, args, span),
-                    None => Ty::Error,
-                };
-            }
+        if let Some(Binding::Item(id)) = self.lookup(&name.name)
+            && matches!(self.item(id).kind, ItemKind::Fn(_))
+        {
+            return match self.fn_sig(id) {
+                Some(sig) => self.apply_sig(env, &sig, &name.name, args, span),
+                None => Ty::Error,
+            };
         }
         self.builtin(env, &name, args, span)
     }
@@ -1197,27 +1194,27 @@ impl Checker<'_> {
             return Ty::Modes(m);
         }
         // A record through a type alias.
-        if let Some(Binding::Item(id)) = self.lookup(&name.name) {
-            if let ItemKind::TypeAlias(_) = self.item(id).kind {
-                let t = self.resolve_type(
-                    &dyn_syntax::ast::TypeExpr {
-                        kind: dyn_syntax::ast::TypeKind::Named(vec![name.clone()]),
-                        span: name.span,
-                    },
-                    &Default::default(),
+        if let Some(Binding::Item(id)) = self.lookup(&name.name)
+            && let ItemKind::TypeAlias(_) = self.item(id).kind
+        {
+            let t = self.resolve_type(
+                &dyn_syntax::ast::TypeExpr {
+                    kind: dyn_syntax::ast::TypeKind::Named(vec![name.clone()]),
+                    span: name.span,
+                },
+                &Default::default(),
+            );
+            if let Ty::Record(fs) = &t {
+                let fs = fs.as_ref().clone();
+                self.check_fields(
+                    env,
+                    &fs,
+                    fields,
+                    span,
+                    &format!("`{}`", name.name),
+                    codes::TYPE_MISMATCH,
                 );
-                if let Ty::Record(fs) = &t {
-                    let fs = fs.as_ref().clone();
-                    self.check_fields(
-                        env,
-                        &fs,
-                        fields,
-                        span,
-                        &format!("`{}`", name.name),
-                        codes::TYPE_MISMATCH,
-                    );
-                    return t;
-                }
+                return t;
             }
         }
         for (_, e) in fields {

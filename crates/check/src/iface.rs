@@ -265,10 +265,10 @@ impl Checker<'_> {
             symbolic: Default::default(),
         };
         let built = self.build_poly(&def.poly, &szs).map(|mut b| {
-            if let Ok(i) = &mut b {
-                if !i.moded || matches!(def.poly.kind, PolyKind::Body(_)) {
-                    i.name = def.name.name.clone();
-                }
+            if let Ok(i) = &mut b
+                && (!i.moded || matches!(def.poly.kind, PolyKind::Body(_)))
+            {
+                i.name = def.name.name.clone();
             }
             Rc::new(b)
         });

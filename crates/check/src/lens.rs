@@ -231,7 +231,7 @@ impl Checker<'_> {
             .filter(|it| matches!(it.kind, LensItemKind::Def { .. }))
             .collect();
         // Top-level lets (forward unless they read the target's ins).
-        if src.moded && !matches.is_empty() || !src.moded {
+        if !src.moded || !matches.is_empty() {
             for it in &l.body {
                 if let LensItemKind::Let { name, value } = &it.kind {
                     env.backward = true;

@@ -5,6 +5,10 @@
 //! Entry point: [`check_source`] (a file or REPL text) returns a [`Checked`] with the
 //! source map, the diagnostics and the signatures of the checked systems.
 
+// `Diagnostic` is the error type throughout; it is large, and boxing it everywhere would
+// only add noise to code that is not on a hot path.
+#![allow(clippy::result_large_err)]
+
 pub mod causality;
 pub mod checker;
 pub mod consteval;
@@ -97,23 +101,19 @@ pub fn check_module(cx: &mut Checker, m: usize) {
             }
             ItemKind::Interface(i) => {
                 if i.sizes.is_empty() {
-                    if let Some(b) = cx.iface_item(id, vec![], i.name.span) {
-                        if let Err(np) = b.as_ref() {
-                            if np.clash {
-                                cx.report(
-                                    Diagnostic::new(
-                                        dyn_diag::codes::BAD_INTERFACE,
-                                        np.span,
-                                        format!(
-                                            "interface `{}` has two ports with one name",
-                                            i.name.name
-                                        ),
-                                    )
-                                    .label("the factors of this ⊗ clash")
-                                    .hint(np.why.clone()),
-                                );
-                            }
-                        }
+                    if let Some(b) = cx.iface_item(id, vec![], i.name.span)
+                        && let Err(np) = b.as_ref()
+                        && np.clash
+                    {
+                        cx.report(
+                            Diagnostic::new(
+                                dyn_diag::codes::BAD_INTERFACE,
+                                np.span,
+                                format!("interface `{}` has two ports with one name", i.name.name),
+                            )
+                            .label("the factors of this ⊗ clash")
+                            .hint(np.why.clone()),
+                        );
                     }
                 } else {
                     let sizes = checker::Sizes {

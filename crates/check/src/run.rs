@@ -88,18 +88,17 @@ impl Checker<'_> {
                         );
                     }
                     seen.push((&key.name, key.span));
-                    if key.name == "method" {
-                        if let Some(sig) = sig
+                    if key.name == "method"
+                        && let Some(sig) = sig
                             .as_ref()
                             .filter(|s| s.domain == crate::system::Domain::Discrete)
-                        {
-                            self.report(
+                    {
+                        self.report(
                                 Diagnostic::new(codes::BAD_RUN, *span, format!("`{}` is discrete: it steps by `next`, so an integration method does not apply", sig.name))
                                     .label("integration method")
                                     .with(sig.domain_span.unwrap_or(sig.span), "discrete here")
                                     .hint("remove the `method` line and give `steps N`"),
                             );
-                        }
                     }
                     self.check_setting(sig.as_ref(), key, values, *span);
                 }
@@ -282,50 +281,59 @@ impl Checker<'_> {
             {
                 return;
             }
-            if let Some(b) = cur.boxes.iter().find(|b| b.name == seg.name) {
-                if !last {
-                    match (b.count, &seg.index) {
-                        (Some(n), Some(ix)) => {
-                            if let Some(k) = self.const_int(
-                                ix,
-                                &Default::default(),
-                                &Default::default(),
-                                "a recorded index",
-                            ) {
-                                if k < 0 || k as u64 >= n {
-                                    self.report(Diagnostic::new(codes::INDEX_RANGE, ix.span, format!("index {k} is out of range for `{}`, which has {n} boxes", b.name)).label("out of range"));
-                                    return;
-                                }
-                            }
-                        }
-                        (Some(_), None) => {
+            if let Some(b) = cur.boxes.iter().find(|b| b.name == seg.name)
+                && !last
+            {
+                match (b.count, &seg.index) {
+                    (Some(n), Some(ix)) => {
+                        if let Some(k) = self.const_int(
+                            ix,
+                            &Default::default(),
+                            &Default::default(),
+                            "a recorded index",
+                        ) && (k < 0 || k as u64 >= n)
+                        {
                             self.report(
                                 Diagnostic::new(
-                                    codes::BAD_RUN,
-                                    seg.span,
-                                    format!("`{}` is a box array: say which box", b.name),
+                                    codes::INDEX_RANGE,
+                                    ix.span,
+                                    format!(
+                                        "index {k} is out of range for `{}`, which has {n} boxes",
+                                        b.name
+                                    ),
                                 )
-                                .label("no index")
-                                .hint(format!("`{}[0]. …`", b.name)),
+                                .label("out of range"),
                             );
                             return;
                         }
-                        (None, Some(_)) => {
-                            self.report(
-                                Diagnostic::new(
-                                    codes::BAD_RUN,
-                                    seg.span,
-                                    format!("`{}` is a single box, not an array", b.name),
-                                )
-                                .label("index on a single box"),
-                            );
-                            return;
-                        }
-                        (None, None) => {}
                     }
-                    cur = b.sys.clone();
-                    continue;
+                    (Some(_), None) => {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_RUN,
+                                seg.span,
+                                format!("`{}` is a box array: say which box", b.name),
+                            )
+                            .label("no index")
+                            .hint(format!("`{}[0]. …`", b.name)),
+                        );
+                        return;
+                    }
+                    (None, Some(_)) => {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_RUN,
+                                seg.span,
+                                format!("`{}` is a single box, not an array", b.name),
+                            )
+                            .label("index on a single box"),
+                        );
+                        return;
+                    }
+                    (None, None) => {}
                 }
+                cur = b.sys.clone();
+                continue;
             }
             let mut known: Vec<String> = cur
                 .iface

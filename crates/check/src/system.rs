@@ -684,10 +684,8 @@ impl<'m> Checker<'m> {
                         });
                     }
                 }
-                SysItemKind::Let { name, .. } => {
-                    if declare(self, name) {
-                        env.lets.push((name.name.clone(), Ty::Error, name.span));
-                    }
+                SysItemKind::Let { name, .. } if declare(self, name) => {
+                    env.lets.push((name.name.clone(), Ty::Error, name.span));
                 }
                 _ => {}
             }
@@ -740,7 +738,6 @@ impl<'m> Checker<'m> {
         self.body_items(
             &def.body,
             &mut env,
-            sizes,
             iface_ok,
             &mut BodyState {
                 out_defs: &mut out_defs,
@@ -820,10 +817,10 @@ impl<'m> Checker<'m> {
                     .label("no `next` or `der` for this state")
                     .hint(hint),
                 );
-            } else if let Some((UpdateKind::Next, _)) = updates.get(name) {
-                if when_assigned.contains(name) {
-                    // `when` in a discrete system is reported as mixing below.
-                }
+            } else if let Some((UpdateKind::Next, _)) = updates.get(name)
+                && when_assigned.contains(name)
+            {
+                // `when` in a discrete system is reported as mixing below.
             }
         }
         let mut domain = Domain::Stateless;
@@ -1081,7 +1078,7 @@ impl<'m> Checker<'m> {
         &mut self,
         items: &'m [SysItem],
         env: &mut SysEnv,
-        sizes: &Sizes,
+
         iface_ok: bool,
         st: &mut BodyState<'_, 'm>,
         loops: &mut Vec<(&'m Ident, &'m Expr, &'m Expr)>,
@@ -1539,7 +1536,7 @@ impl<'m> Checker<'m> {
                     }
                     env.loop_vars.push(var.name.clone());
                     loops.push((var, lo, hi));
-                    self.body_items(body, env, sizes, iface_ok, st, loops);
+                    self.body_items(body, env, iface_ok, st, loops);
                     loops.pop();
                     env.loop_vars.pop();
                 }

@@ -130,15 +130,15 @@ fn check(files: &[PathBuf], format: Format, polys: &[String], color: Color) -> E
                     plural(warnings)
                 );
             }
-        } else if let Format::Human = format {
-            if polys.is_empty() {
-                let w = if warnings > 0 {
-                    format!(" ({warnings} warning{})", plural(warnings))
-                } else {
-                    String::new()
-                };
-                println!("{name}: ok{w}");
-            }
+        } else if let Format::Human = format
+            && polys.is_empty()
+        {
+            let w = if warnings > 0 {
+                format!(" ({warnings} warning{})", plural(warnings))
+            } else {
+                String::new()
+            };
+            println!("{name}: ok{w}");
         }
     }
     ExitCode::from(status)
