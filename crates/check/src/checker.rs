@@ -89,6 +89,13 @@ pub struct Checker<'m> {
     pub checked_systems: Vec<(ItemId, Rc<SystemSig>)>,
     /// The module whose item is being checked.
     pub cur: ModId,
+    /// The typing context being checked (see [`crate::typeck`]).
+    pub ctx: u32,
+    next_ctx: u32,
+    /// The type of every expression, per context.
+    pub typeck: crate::typeck::Typeck,
+    /// Typing context of each checked fn body.
+    pub fn_ctx: HashMap<ItemId, u32>,
 }
 
 impl<'m> Checker<'m> {
@@ -106,12 +113,28 @@ impl<'m> Checker<'m> {
             systems: HashMap::new(),
             checked_systems: Vec::new(),
             cur: 0,
+            ctx: 0,
+            next_ctx: 1,
+            typeck: Default::default(),
+            fn_ctx: HashMap::new(),
         };
         for m in 0..modules.len() {
             let s = c.build_scope(m);
             c.scopes.push(s);
         }
         c
+    }
+
+    /// Opens a new typing context and returns the previous one (restore it after).
+    pub fn enter_ctx(&mut self) -> (u32, u32) {
+        let new = self.next_ctx;
+        self.next_ctx += 1;
+        (std::mem::replace(&mut self.ctx, new), new)
+    }
+
+    /// The module scopes, for later stages that resolve names the same way.
+    pub fn into_scopes(self) -> Vec<HashMap<String, Binding>> {
+        self.scopes.into_iter().map(|s| s.into_iter().map(|(k, (b, _))| (k, b)).collect()).collect()
     }
 
     /// Reports a diagnostic.
@@ -657,6 +680,7 @@ impl<'m> Checker<'m> {
         let ItemKind::Const(c) = &self.item(id).kind else {
             unreachable!()
         };
+        let saved_ctx = std::mem::replace(&mut self.ctx, 0);
         let saved = self.cur;
         self.cur = id.module;
         let declared =
@@ -695,6 +719,7 @@ impl<'m> Checker<'m> {
             (Some(Value::Int(i)), Ty::Real) => Some(Value::Real(i as f64)),
             (v, _) => v,
         };
+        self.ctx = saved_ctx;
         self.cur = saved;
         self.consts.insert(id, Slot::Done((ty.clone(), value)));
         (ty, value)
@@ -742,12 +767,15 @@ impl<'m> Checker<'m> {
         }
         let ret = self.resolve_type(&f.ret, &sizes);
         // Provisional signature so that the body's own calls see it as recursion.
+        let (saved_ctx, fctx) = self.enter_ctx();
+        self.fn_ctx.insert(id, fctx);
         let mut env = crate::expr::FnEnv {
             params: &params,
             sizes: &sizes.symbolic,
         };
         let body = self.check_expr(&mut env, &f.body, Some(&ret));
         self.expect_fits(&body, &ret, f.body.span, Some(f.ret.span));
+        self.ctx = saved_ctx;
         self.cur = saved;
         let sig = Rc::new(FnSig {
             sizes: f.sizes.iter().map(|s| s.name.clone()).collect(),

@@ -114,6 +114,12 @@ impl Checker<'_> {
     /// literal where a Real is expected is a Real) and mode literals; the caller still
     /// compares the result with what it needs.
     pub fn check_expr(&mut self, env: &mut dyn Env, e: &Expr, expected: Option<&Ty>) -> Ty {
+        let t = self.check_expr_untracked(env, e, expected);
+        self.typeck.record(self.ctx, e, &t);
+        t
+    }
+
+    fn check_expr_untracked(&mut self, env: &mut dyn Env, e: &Expr, expected: Option<&Ty>) -> Ty {
         match &e.kind {
             ExprKind::Error => Ty::Error,
             ExprKind::Int(s) => match s.replace('_', "").parse::<i64>() {

@@ -19,6 +19,7 @@ pub mod modules;
 pub mod poly;
 pub mod run;
 pub mod system;
+pub mod typeck;
 pub mod types;
 
 use checker::{Checker, ItemId};
@@ -39,6 +40,12 @@ pub struct Checked {
     pub diagnostics: Vec<Diagnostic>,
     /// The root module's systems, checked (non-generic ones).
     pub systems: Vec<(ItemId, Rc<SystemSig>)>,
+    /// Expression types (for lowering).
+    pub typeck: typeck::Typeck,
+    /// Each module's scope: what a module-level name means there.
+    pub scopes: Vec<std::collections::HashMap<String, checker::Binding>>,
+    /// Typing context of each checked fn body.
+    pub fn_ctx: std::collections::HashMap<ItemId, u32>,
 }
 
 impl Checked {
@@ -56,13 +63,14 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, stdlib: &St
         loader.load_root(name, path, text);
         (loader.modules, loader.diags)
     };
-    let (cdiags, systems) = {
+    let (cdiags, systems, typeck, fn_ctx, scopes) = {
         let mut cx = Checker::new(&modules);
         check_module(&mut cx, 0);
-        (
-            std::mem::take(&mut cx.diags),
-            std::mem::take(&mut cx.checked_systems),
-        )
+        let d = std::mem::take(&mut cx.diags);
+        let s = std::mem::take(&mut cx.checked_systems);
+        let t = std::mem::take(&mut cx.typeck);
+        let f = std::mem::take(&mut cx.fn_ctx);
+        (d, s, t, f, cx.into_scopes())
     };
     diags.extend(cdiags);
     dedup(&mut diags);
@@ -71,6 +79,9 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, stdlib: &St
         modules,
         diagnostics: diags,
         systems,
+        typeck,
+        scopes,
+        fn_ctx,
     }
 }
 

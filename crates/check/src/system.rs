@@ -90,6 +90,10 @@ pub struct SystemSig {
     pub feedthrough: Vec<(String, String)>,
     /// The system's name in its definition.
     pub span: Span,
+    /// The typing context of its body (expression types in [`crate::typeck::Typeck`]).
+    pub ctx: u32,
+    /// Size parameters bound in this instantiation.
+    pub sizes: HashMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -432,6 +436,8 @@ impl SystemSig {
             domain_span: None,
             feedthrough: vec![],
             span: Span::default(),
+            ctx: 0,
+            sizes: HashMap::new(),
         }
     }
 }
@@ -503,7 +509,13 @@ impl<'m> Checker<'m> {
                 .collect(),
             symbolic: Default::default(),
         };
-        let sig = self.check_system(id, def, &szs).map(Rc::new);
+        let (saved_ctx, ctx) = self.enter_ctx();
+        let sig = self.check_system(id, def, &szs).map(|mut s| {
+            s.ctx = ctx;
+            s.sizes = szs.bound.clone();
+            Rc::new(s)
+        });
+        self.ctx = saved_ctx;
         self.cur = saved;
         self.systems
             .insert(key, crate::checker::Slot::Done(sig.clone()));
@@ -521,7 +533,9 @@ impl<'m> Checker<'m> {
             bound: HashMap::new(),
             symbolic: def.sizes.iter().map(|s| s.name.clone()).collect(),
         };
+        let (saved_ctx, _) = self.enter_ctx();
         self.check_system(id, def, &szs);
+        self.ctx = saved_ctx;
         self.cur = saved;
     }
 
@@ -974,6 +988,8 @@ impl<'m> Checker<'m> {
             domain_span,
             feedthrough,
             span: def.name.span,
+            ctx: 0,
+            sizes: HashMap::new(),
         })
     }
 

@@ -217,7 +217,15 @@ fn explain_examples_are_true() {
         if let Some(wrong) = block("## Wrong") {
             let p = tmp.join(format!("{}_wrong.dyn", code.id));
             std::fs::write(&p, wrong).unwrap();
-            let o = dyn_cmd(&["check", "--format", "json", p.to_str().unwrap()]);
+            // `<!-- poly: EXPR -->` after the heading: the rule shows under `--poly EXPR`.
+            let heading = text.find("## Wrong").unwrap();
+            let poly = text[heading..].lines().nth(1).and_then(|l| l.trim().strip_prefix("<!-- poly:")).map(|r| r.trim_end_matches("-->").trim().to_string());
+            let mut args = vec!["check", "--format", "json"];
+            if let Some(expr) = &poly {
+                args.extend(["--poly", expr.as_str()]);
+            }
+            args.push(p.to_str().unwrap());
+            let o = dyn_cmd(&args);
             let out = String::from_utf8_lossy(&o.stdout);
             assert!(
                 out.contains(&format!("\"code\":\"{}\"", code.id)),
