@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 when clean, 1 when a checked file has errors, 2 for usage or I/O errors.
 
+mod run;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use dyn_check::modules::Stdlib;
 use dyn_diag::Diagnostic;
@@ -35,11 +37,26 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Color::Auto)]
         color: Color,
     },
+    /// Run a model: its `run` block, overridden by flags; the trace is CSV.
+    Run(run::RunArgs),
+    /// Print the IR of nested systems (or, with --flat, the flattened step program).
+    Ir {
+        /// The file.
+        file: PathBuf,
+        /// The system (default: the run block's, else the last one).
+        #[arg(long)]
+        system: Option<String>,
+        /// Print the flattened step program.
+        #[arg(long)]
+        flat: bool,
+    },
     /// Explain a diagnostic code, with a wrong and a fixed example.
     Explain {
         /// The code, e.g. E0060.
         code: String,
     },
+    /// Start the language server (LSP over stdin/stdout) for editors.
+    Lsp,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,6 +94,9 @@ fn main() -> ExitCode {
             color,
         } => check(&files, format, &poly, color),
         Command::Explain { code } => explain(&code),
+        Command::Lsp => lsp(),
+        Command::Run(a) => run::run(&a, use_color(Color::Auto)),
+        Command::Ir { file, system, flat } => run::ir(&file, system.as_deref(), flat, use_color(Color::Auto)),
     }
 }
 
@@ -179,6 +199,16 @@ fn explain(code: &str) -> ExitCode {
             eprintln!(
                 "error: unknown code `{code}`; codes run from E0001 to E0070 and W0001 to W0003"
             );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn lsp() -> ExitCode {
+    match dyn_lsp::run_stdio() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: dyn lsp: {e}");
             ExitCode::from(2)
         }
     }

@@ -74,6 +74,11 @@ codes! {
     INDEX_RANGE = "E0065", "index out of range";
     // Run blocks
     BAD_RUN = "E0070", "malformed run block";
+    // Running
+    UNSUPPORTED = "E0080", "not supported at run time yet";
+    NOT_FINITE_STATE = "E0081", "state became NaN or infinite";
+    BAD_PARAM = "E0082", "unknown or invalid parameter override";
+    BAD_INPUT = "E0083", "bad input stream";
     // Warnings
     UNUSED_PARAM = "W0001", "parameter never used";
     UNREAD_OUTPUT = "W0002", "output never read";

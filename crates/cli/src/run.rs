@@ -1,0 +1,335 @@
+//! `dyn run` and `dyn ir`: check, lower, flatten, and run with the interpreter or print.
+
+use dyn_check::Checked;
+use dyn_check::consteval::{self, ConstEnv, NotConst, Value};
+use dyn_diag::{Diagnostic, Span, codes};
+use dyn_interp::run::{Method, RunError, RunSpec};
+use dyn_syntax::ast::{ExprKind, ItemKind, RunDef, RunItem};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `dyn run` that override the file's `run` block.
+#[derive(clap::Args, Debug, Default)]
+pub struct RunArgs {
+    /// The file to run.
+    pub file: PathBuf,
+    /// The system to run (default: the system of the file's `run` block).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// End time.
+    #[arg(long)]
+    pub until: Option<f64>,
+    /// Number of steps.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Integration method: euler, rk4 or rk45.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Step size (Euler, RK4) or first step (RK45).
+    #[arg(long)]
+    pub dt: Option<f64>,
+    /// Relative tolerance of RK45.
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance of RK45.
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Override a param: `--param foxes.c=2.5` (repeatable).
+    #[arg(long, value_name = "PATH=VALUE")]
+    pub param: Vec<String>,
+    /// What to record, comma-separated (default: the run block's, else the outputs).
+    #[arg(long, value_delimiter = ',')]
+    pub record: Vec<String>,
+    /// Recording interval.
+    #[arg(long)]
+    pub every: Option<f64>,
+    /// Seed of `randn()`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the trace (CSV) to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Backend: interp (the reference interpreter).
+    #[arg(long, default_value = "interp")]
+    pub backend: String,
+}
+
+/// Literal values of a run block (numbers, possibly negated, and consts).
+struct RunConsts;
+
+impl ConstEnv for RunConsts {
+    fn value(&mut self, name: &str, span: Span) -> Result<Value, NotConst> {
+        Err(NotConst { span, why: format!("names `{name}`; run settings take numbers"), quiet: false, arith: false })
+    }
+}
+
+fn number(e: &dyn_syntax::ast::Expr) -> Result<f64, Box<Diagnostic>> {
+    match consteval::eval(&mut RunConsts, e) {
+        Ok(Value::Int(i)) => Ok(i as f64),
+        Ok(Value::Real(r)) => Ok(r),
+        _ => Err(Box::new(Diagnostic::new(codes::BAD_RUN, e.span, "expected a number").label("not a number"))),
+    }
+}
+
+fn path_text(e: &dyn_syntax::ast::Expr) -> Option<String> {
+    Some(match &e.kind {
+        ExprKind::Var(i) => i.name.clone(),
+        ExprKind::Field(b, f) => format!("{}.{}", path_text(b)?, f.name),
+        ExprKind::Index(b, i) if i.len() == 1 => format!("{}[{}]", path_text(b)?, number(&i[0]).ok()? as i64),
+        _ => return None,
+    })
+}
+
+/// Applies a `run` block's settings to a spec.
+fn apply_block(spec: &mut RunSpec, r: &RunDef) -> Result<(), Box<Diagnostic>> {
+    for it in &r.items {
+        match it {
+            RunItem::Setting { key, values, .. } => match key.name.as_str() {
+                "until" => spec.until = Some(number(&values[0])?),
+                "steps" => spec.steps = Some(number(&values[0])? as u64),
+                "every" => spec.every = Some(number(&values[0])?),
+                "seed" => spec.seed = number(&values[0])? as u64,
+                "record" => spec.record = values.iter().filter_map(path_text).collect(),
+                "method" => {
+                    let (name, args) = match &values[0].kind {
+                        ExprKind::Var(n) => (n.name.clone(), vec![]),
+                        ExprKind::Call(f, a) => match &f.kind {
+                            ExprKind::Var(n) => (n.name.clone(), a.clone()),
+                            _ => continue,
+                        },
+                        _ => continue,
+                    };
+                    spec.method = parse_method(&name).unwrap_or(Method::Rk4);
+                    for a in args {
+                        let v = number(&a.value)?;
+                        match a.name.as_ref().map(|n| n.name.as_str()) {
+                            Some("dt") => spec.dt = v,
+                            Some("rtol") => spec.rtol = v,
+                            Some("atol") => spec.atol = v,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            },
+            RunItem::Param { path, value, .. } => {
+                let p = path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
+                spec.params.push((p, number(value)?));
+            }
+            RunItem::Error => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_method(s: &str) -> Option<Method> {
+    match s {
+        "euler" => Some(Method::Euler),
+        "rk4" => Some(Method::Rk4),
+        "rk45" => Some(Method::Rk45),
+        _ => None,
+    }
+}
+
+/// Checks a file and returns it, printing diagnostics; `None` (exit code set) on errors.
+fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+    };
+    let stdlib = dyn_check::modules::Stdlib::locate();
+    let checked = dyn_check::check_source(&path.display().to_string(), Some(path.clone()), text, &stdlib);
+    let errors: Vec<Diagnostic> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    if !errors.is_empty() {
+        eprint!("{}", dyn_diag::render_all(&checked.sources, &errors, color));
+        return Err(ExitCode::from(1));
+    }
+    Ok(checked)
+}
+
+/// Chooses the system to run and the run block that goes with it.
+fn target<'c>(checked: &'c Checked, system: Option<&str>) -> Result<(std::rc::Rc<dyn_check::system::SystemSig>, Option<&'c RunDef>), String> {
+    let runs: Vec<&RunDef> = checked.modules[0].ast.items.iter().filter_map(|i| if let ItemKind::Run(r) = &i.kind { Some(r) } else { None }).collect();
+    let name = match system {
+        Some(s) => s.to_string(),
+        None => match runs.first() {
+            Some(r) => r.system.name.clone(),
+            None => {
+                let names: Vec<&str> = checked.systems.iter().map(|(_, s)| s.name.as_str()).collect();
+                return Err(format!("no `run` block in the file: choose a system with --system ({})", names.join(", ")));
+            }
+        },
+    };
+    let sig = checked.systems.iter().find(|(_, s)| s.name == name).map(|(_, s)| s.clone()).ok_or_else(|| {
+        let names: Vec<&str> = checked.systems.iter().map(|(_, s)| s.name.as_str()).collect();
+        format!("no system `{name}` in the file (systems: {})", names.join(", "))
+    })?;
+    Ok((sig, runs.into_iter().find(|r| r.system.name == name)))
+}
+
+/// `dyn run`.
+pub fn run(a: &RunArgs, color: bool) -> ExitCode {
+    let checked = match check_file(&a.file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if a.backend != "interp" {
+        eprintln!("error: unknown backend `{}`: this build has `interp`", a.backend);
+        return ExitCode::from(2);
+    }
+    let (sig, block) = match target(&checked, a.system.as_deref()) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut spec = RunSpec::default();
+    if let Some(b) = block {
+        if let Err(d) = apply_block(&mut spec, b) {
+            eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+            return ExitCode::from(1);
+        }
+    }
+    if let Some(m) = &a.method {
+        match parse_method(m) {
+            Some(m) => spec.method = m,
+            None => {
+                eprintln!("error: unknown method `{m}`: use euler, rk4 or rk45");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if a.until.is_some() {
+        spec.until = a.until;
+        spec.steps = None;
+    }
+    if a.steps.is_some() {
+        spec.steps = a.steps;
+        spec.until = None;
+    }
+    spec.dt = a.dt.unwrap_or(spec.dt);
+    spec.rtol = a.rtol.unwrap_or(spec.rtol);
+    spec.atol = a.atol.unwrap_or(spec.atol);
+    spec.every = a.every.or(spec.every);
+    spec.seed = a.seed.unwrap_or(spec.seed);
+    if !a.record.is_empty() {
+        spec.record = a.record.clone();
+    }
+    for p in &a.param {
+        let Some((k, v)) = p.split_once('=') else {
+            eprintln!("error: `--param {p}`: expected PATH=VALUE, e.g. `--param foxes.c=2.5`");
+            return ExitCode::from(2);
+        };
+        let Ok(v) = v.trim().parse::<f64>() else {
+            eprintln!("error: `--param {p}`: `{v}` is not a number");
+            return ExitCode::from(2);
+        };
+        spec.params.push((k.trim().to_string(), v));
+    }
+    let program = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
+        Ok(f) => f,
+        Err(d) => {
+            eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+            return ExitCode::from(1);
+        }
+    };
+    let sink: Box<dyn Write> = match &a.out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let sink = std::cell::RefCell::new(sink);
+    let io_err: std::cell::RefCell<Option<std::io::Error>> = std::cell::RefCell::new(None);
+    let write = |line: String| {
+        if let Err(e) = writeln!(sink.borrow_mut(), "{line}") {
+            io_err.borrow_mut().get_or_insert(e);
+        }
+    };
+    let result = dyn_interp::run::run(&program, &spec, &mut |names| write(format!("t,{}", names.join(","))), &mut |t, vals| {
+        let mut line = format!("{t}");
+        for v in vals {
+            line.push(',');
+            line.push_str(&v.to_string());
+        }
+        write(line);
+    });
+    let _ = sink.borrow_mut().flush();
+    if let Some(e) = io_err.borrow_mut().take() {
+        eprintln!("error: writing the trace: {e}");
+        return ExitCode::from(2);
+    }
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            report_run_error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn report_run_error(e: &RunError) {
+    match e {
+        RunError::NotFinite { name, time, last } => eprintln!(
+            "error[{}]: state `{name}` became {} at t = {time}\n  last finite value: {last}\n  help: the trace up to this point was written; try a smaller step (--dt) or check the model's equations",
+            codes::NOT_FINITE_STATE.id,
+            "NaN or infinite"
+        ),
+        RunError::UnknownParam { path, valid } => eprintln!(
+            "error[{}]: `--param {path}` names no param\n  help: valid params: {}",
+            codes::BAD_PARAM.id,
+            if valid.is_empty() { "none".to_string() } else { valid.join(", ") }
+        ),
+        RunError::UnknownRecord { name, valid } => eprintln!(
+            "error[{}]: cannot record `{name}`: no such state, port or let\n  help: recordable: {}",
+            codes::UNKNOWN_PORT.id,
+            valid.join(", ")
+        ),
+        RunError::Setting(m) => eprintln!("error[{}]: {m}", codes::BAD_RUN.id),
+        RunError::Eval(m) => eprintln!("error[{}]: {m}", codes::UNSUPPORTED.id),
+    }
+}
+
+/// `dyn ir FILE [--flat]`: prints the IR of nested systems or the flattened program.
+pub fn ir(file: &PathBuf, system: Option<&str>, flat: bool, color: bool) -> ExitCode {
+    let checked = match check_file(file, color) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (sig, _) = match target(&checked, system) {
+        Ok(t) => t,
+        Err(_) if system.is_none() && !checked.systems.is_empty() => (checked.systems.last().map(|s| s.1.clone()).expect("nonempty"), None),
+        Err(m) => {
+            eprintln!("error: {m}");
+            return ExitCode::from(2);
+        }
+    };
+    let program = match dyn_ir::lower(&checked, &sig) {
+        Ok(p) => p,
+        Err(d) => {
+            eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+            return ExitCode::from(1);
+        }
+    };
+    if flat {
+        match dyn_ir::flat::flatten(program) {
+            Ok(f) => print!("{}", dyn_ir::print::flat(&f)),
+            Err(d) => {
+                eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        print!("{}", dyn_ir::print::program(&program));
+    }
+    ExitCode::SUCCESS
+}

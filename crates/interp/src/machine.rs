@@ -1,0 +1,445 @@
+//! The machine: parameter, signal and state buffers of a flattened program, expression
+//! evaluation in the frame of one group element, and the model's right-hand side
+//! (signals, then derivatives or next states, then events).
+
+use crate::value::Val;
+use dyn_ir::expr::{Bin, Expr, Num, Reduce, Un};
+use dyn_ir::flat::{Flat, OpKind};
+use dyn_ir::system::{Readout, TimeKind, slots};
+use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// A run-time failure inside an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError(pub String);
+
+type E<T> = Result<T, EvalError>;
+
+/// Buffers and random state of one running model.
+pub struct Machine<'f> {
+    /// The program.
+    pub flat: &'f Flat,
+    /// Param values.
+    pub params: Vec<f64>,
+    /// Signal values (ports, lets, modes).
+    pub sig: Vec<f64>,
+    /// Current time.
+    pub time: f64,
+    /// Noise scale for `randn()` inside `der` (1/sqrt(dt) under Euler–Maruyama).
+    pub noise_scale: f64,
+    rng: StdRng,
+}
+
+/// Where an element is evaluated: group, element, loop values.
+#[derive(Clone, Copy)]
+struct Frame<'a> {
+    g: u32,
+    e: u64,
+    loops: &'a [i64],
+}
+
+fn int(x: f64) -> i64 {
+    x as i64
+}
+
+fn binop(op: Bin, num: Num, x: f64, y: f64) -> E<f64> {
+    let b = |c: bool| if c { 1.0 } else { 0.0 };
+    Ok(match num {
+        Num::Int => {
+            let (a, c) = (int(x), int(y));
+            let ovf = || EvalError("Int arithmetic overflowed or divided by zero".into());
+            match op {
+                Bin::Add => a.checked_add(c).ok_or_else(ovf)? as f64,
+                Bin::Sub => a.checked_sub(c).ok_or_else(ovf)? as f64,
+                Bin::Mul => a.checked_mul(c).ok_or_else(ovf)? as f64,
+                Bin::Div => a.checked_div(c).ok_or_else(ovf)? as f64,
+                Bin::Rem => a.checked_rem_euclid(c).ok_or_else(ovf)? as f64,
+                Bin::Pow => a.checked_pow(u32::try_from(c).map_err(|_| ovf())?).ok_or_else(ovf)? as f64,
+                Bin::Min => a.min(c) as f64,
+                Bin::Max => a.max(c) as f64,
+                Bin::Atan2 => (x).atan2(y),
+                Bin::MatMul => a.checked_mul(c).ok_or_else(ovf)? as f64,
+                Bin::Eq => b(a == c),
+                Bin::Ne => b(a != c),
+                Bin::Lt => b(a < c),
+                Bin::Le => b(a <= c),
+                Bin::Gt => b(a > c),
+                Bin::Ge => b(a >= c),
+                Bin::And => b(a != 0 && c != 0),
+                Bin::Or => b(a != 0 || c != 0),
+            }
+        }
+        _ => match op {
+            Bin::Add => x + y,
+            Bin::Sub => x - y,
+            Bin::Mul | Bin::MatMul => x * y,
+            Bin::Div => x / y,
+            Bin::Rem => x.rem_euclid(y),
+            Bin::Pow => x.powf(y),
+            Bin::Min => x.min(y),
+            Bin::Max => x.max(y),
+            Bin::Atan2 => x.atan2(y),
+            Bin::Eq => b(x == y),
+            Bin::Ne => b(x != y),
+            Bin::Lt => b(x < y),
+            Bin::Le => b(x <= y),
+            Bin::Gt => b(x > y),
+            Bin::Ge => b(x >= y),
+            Bin::And => b(x != 0.0 && y != 0.0),
+            Bin::Or => b(x != 0.0 || y != 0.0),
+        },
+    })
+}
+
+fn unop(op: Un, x: f64) -> f64 {
+    match op {
+        Un::Neg => -x,
+        Un::Not => if x != 0.0 { 0.0 } else { 1.0 },
+        Un::ToReal => x,
+        Un::ToInt => x.trunc(),
+        Un::Exp => x.exp(),
+        Un::Log => x.ln(),
+        Un::Sqrt => x.sqrt(),
+        Un::Abs => x.abs(),
+        Un::Sin => x.sin(),
+        Un::Cos => x.cos(),
+        Un::Tan => x.tan(),
+        Un::Tanh => x.tanh(),
+        Un::Sinh => x.sinh(),
+        Un::Cosh => x.cosh(),
+        Un::Atan => x.atan(),
+        Un::Floor => x.floor(),
+        Un::Ceil => x.ceil(),
+        Un::Round => x.round(),
+        Un::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        Un::Relu => x.max(0.0),
+    }
+}
+
+impl<'f> Machine<'f> {
+    /// A machine with zeroed buffers.
+    pub fn new(flat: &'f Flat, seed: u64) -> Self {
+        Machine {
+            flat,
+            params: vec![0.0; flat.n_param],
+            sig: vec![0.0; flat.n_signal],
+            time: 0.0,
+            noise_scale: 1.0,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    fn eval(&mut self, f: Frame, x: &Expr, state: &[f64], args: &[Val]) -> E<Val> {
+        let flat = self.flat;
+        let grp = &flat.groups[f.g as usize];
+        let sys = &flat.program.systems[grp.system as usize];
+        Ok(match x {
+            Expr::Const(c) => Val::S(*c),
+            Expr::Time => Val::S(self.time),
+            Expr::Loop(d) => Val::S(*f.loops.get(*d as usize).unwrap_or(&0) as f64),
+            Expr::Arg(i) => args.get(*i as usize).cloned().unwrap_or(Val::S(f64::NAN)),
+            Expr::Param(i) => {
+                let o = grp.param_base + grp.param_off[*i as usize];
+                let sh = &sys.params[*i as usize].0.shape;
+                Val::from_slots(sh, &self.params[o..o + slots(sh).max(1)])
+            }
+            Expr::State(i) => {
+                let o = grp.state(f.e, *i as usize);
+                let sh = &sys.states[*i as usize].0.shape;
+                Val::from_slots(sh, &state[o..o + slots(sh).max(1)])
+            }
+            Expr::Input(i) => {
+                let o = grp.sig(f.e, grp.in_off[*i as usize]);
+                let sh = &sys.inputs[*i as usize].shape;
+                Val::from_slots(sh, &self.sig[o..o + slots(sh).max(1)])
+            }
+            Expr::Let(i) => {
+                let o = grp.sig(f.e, grp.let_off[*i as usize]);
+                let sh = &sys.lets[*i as usize].0.shape;
+                Val::from_slots(sh, &self.sig[o..o + slots(sh).max(1)])
+            }
+            Expr::BoxOut { b, index, port } => {
+                let bx = &sys.boxes[*b as usize];
+                let k = match index {
+                    Some(i) => int(self.eval(f, i, state, args)?.s()),
+                    None => 0,
+                };
+                let n = bx.count.unwrap_or(1) as i64;
+                if k < 0 || k >= n {
+                    return Err(EvalError(format!("index {k} out of range for box array `{}`", bx.name)));
+                }
+                let c = &flat.groups[grp.children[*b as usize] as usize];
+                let ce = f.e * n as u64 + k as u64;
+                let o = c.sig(ce, c.out_off[*port as usize]);
+                let sh = &flat.program.systems[c.system as usize].outputs[*port as usize].shape;
+                Val::from_slots(sh, &self.sig[o..o + slots(sh).max(1)])
+            }
+            Expr::Un(op, a) => {
+                let v = self.eval(f, a, state, args)?;
+                v.map(|x| unop(*op, x))
+            }
+            Expr::Bin(op, num, a, b) => {
+                let x = self.eval(f, a, state, args)?;
+                let y = self.eval(f, b, state, args)?;
+                self.binary(*op, *num, x, y)?
+            }
+            Expr::Reduce(r, a) => {
+                let v = self.eval(f, a, state, args)?;
+                let Val::T(t) = v else { return Ok(Val::S(v.s())) };
+                Val::S(match r {
+                    Reduce::Sum => t.sum(),
+                    Reduce::Norm => t.iter().map(|x| x * x).sum::<f64>().sqrt(),
+                    Reduce::Len => t.shape().first().copied().unwrap_or(0) as f64,
+                })
+            }
+            Expr::Dot(a, b) => {
+                let (Val::T(x), Val::T(y)) = (self.eval(f, a, state, args)?, self.eval(f, b, state, args)?) else {
+                    return Err(EvalError("dot of non-tensors".into()));
+                };
+                Val::S(x.iter().zip(y.iter()).map(|(p, q)| p * q).sum())
+            }
+            Expr::Call(fi, xs) => {
+                let vals = xs.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?;
+                let body = &flat.program.fns[*fi as usize].body;
+                self.eval(f, body, state, &vals)?
+            }
+            Expr::If(c, a, b) => {
+                if self.eval(f, c, state, args)?.s() != 0.0 {
+                    self.eval(f, a, state, args)?
+                } else {
+                    self.eval(f, b, state, args)?
+                }
+            }
+            Expr::Array(items) => {
+                let vals = items.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?;
+                let inner: Vec<usize> = match &vals[0] {
+                    Val::T(t) => t.shape().to_vec(),
+                    _ => vec![],
+                };
+                let mut data = Vec::new();
+                for v in &vals {
+                    match v {
+                        Val::T(t) => data.extend(t.iter().copied()),
+                        v => data.push(v.s()),
+                    }
+                }
+                let mut dims = vec![vals.len()];
+                dims.extend(inner);
+                Val::T(ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| EvalError(e.to_string()))?)
+            }
+            Expr::Index(a, idx) => {
+                let v = self.eval(f, a, state, args)?;
+                let is = idx.iter().map(|i| self.eval(f, i, state, args).map(|v| int(v.s()))).collect::<E<Vec<_>>>()?;
+                let Val::T(t) = v else { return Err(EvalError("indexing a scalar".into())) };
+                let mut view = t.view();
+                for (axis, i) in is.iter().enumerate() {
+                    let n = view.shape()[0] as i64;
+                    if *i < 0 || *i >= n {
+                        return Err(EvalError(format!("index {i} out of range for axis {axis} of length {n}")));
+                    }
+                    view = view.index_axis_move(ndarray::Axis(0), *i as usize);
+                }
+                if view.ndim() == 0 { Val::S(*view.iter().next().unwrap_or(&f64::NAN)) } else { Val::T(view.to_owned()) }
+            }
+            Expr::Mode(m, xs) => Val::M(*m, xs.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?),
+            Expr::Randn => {
+                let z: f64 = StandardNormal.sample(&mut self.rng);
+                Val::S(z * self.noise_scale)
+            }
+        })
+    }
+
+    fn binary(&mut self, op: Bin, num: Num, x: Val, y: Val) -> E<Val> {
+        if op == Bin::MatMul {
+            let (Val::T(a), Val::T(b)) = (x, y) else { return Err(EvalError("`@` of non-tensors".into())) };
+            return Ok(match (a.ndim(), b.ndim()) {
+                (2, 1) => Val::T(a.into_dimensionality::<Ix2>().unwrap().dot(&b.into_dimensionality::<Ix1>().unwrap()).into_dyn()),
+                (2, 2) => Val::T(a.into_dimensionality::<Ix2>().unwrap().dot(&b.into_dimensionality::<Ix2>().unwrap()).into_dyn()),
+                (1, 1) => Val::S(a.into_dimensionality::<Ix1>().unwrap().dot(&b.into_dimensionality::<Ix1>().unwrap())),
+                (1, 2) => Val::T(a.into_dimensionality::<Ix1>().unwrap().dot(&b.into_dimensionality::<Ix2>().unwrap()).into_dyn()),
+                _ => return Err(EvalError("`@` of unsupported ranks".into())),
+            });
+        }
+        Ok(match (x, y) {
+            (Val::S(a), Val::S(b)) => Val::S(binop(op, num, a, b)?),
+            (Val::T(a), Val::S(b)) => Val::T(a.mapv(|v| binop(op, num, v, b).unwrap_or(f64::NAN))),
+            (Val::S(a), Val::T(b)) => Val::T(b.mapv(|v| binop(op, num, a, v).unwrap_or(f64::NAN))),
+            (Val::T(a), Val::T(b)) => {
+                let mut out = a.clone();
+                for (o, v) in out.iter_mut().zip(b.iter()) {
+                    *o = binop(op, num, *o, *v)?;
+                }
+                Val::T(out)
+            }
+            (Val::M(a, _), Val::M(b, _)) => Val::S(binop(op, Num::Int, a as f64, b as f64)?),
+            _ => return Err(EvalError("operation on a mode value".into())),
+        })
+    }
+
+    /// Evaluates an expression of element `e` of group `g` with params only (init values).
+    pub fn eval_init(&mut self, g: u32, e: u64, x: &Expr, state: &[f64]) -> E<Val> {
+        self.eval(Frame { g, e, loops: &[] }, x, state, &[])
+    }
+
+    fn store(&mut self, at: usize, shape: &[u64], v: &Val) {
+        let n = slots(&shape.to_vec()).max(1);
+        v.to_slots(&mut self.sig[at..at + n]);
+    }
+
+    /// Computes every signal (lets, readouts, wires) from `state`, in schedule order.
+    /// `inputs` sets the root's inputs first.
+    pub fn signals(&mut self, state: &[f64], inputs: &[(usize, f64)]) -> E<()> {
+        for (slot, v) in inputs {
+            self.sig[*slot] = *v;
+        }
+        let flat = self.flat;
+        for op in &flat.schedule {
+            match op.kind {
+                OpKind::Let(g, l) => {
+                    let grp = &flat.groups[g as usize];
+                    let (slot, x) = &flat.program.systems[grp.system as usize].lets[l as usize];
+                    for it in &op.items {
+                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, x, state, &[])?;
+                        self.store(grp.sig(it.elem, grp.let_off[l as usize]), &slot.shape, &v);
+                    }
+                }
+                OpKind::Out(g, p) => {
+                    let grp = &flat.groups[g as usize];
+                    let sys = &flat.program.systems[grp.system as usize];
+                    let Readout::Ports(xs) = &sys.readout else { continue };
+                    for it in &op.items {
+                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, &xs[p as usize], state, &[])?;
+                        self.store(grp.sig(it.elem, grp.out_off[p as usize]), &sys.outputs[p as usize].shape, &v);
+                    }
+                }
+                OpKind::Mode(g) => {
+                    let grp = &flat.groups[g as usize];
+                    let sys = &flat.program.systems[grp.system as usize];
+                    let Readout::Mode(x, _, ports) = &sys.readout else { continue };
+                    for it in &op.items {
+                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, x, state, &[])?;
+                        let Val::M(m, vals) = v else { return Err(EvalError("a readout that is not a mode".into())) };
+                        self.sig[grp.sig(it.elem, grp.mode_off.expect("mode slot"))] = m as f64;
+                        for (pi, val) in ports[m as usize].iter().zip(&vals) {
+                            self.store(grp.sig(it.elem, grp.out_off[*pi as usize]), &sys.outputs[*pi as usize].shape, val);
+                        }
+                    }
+                }
+                OpKind::Wire(g, w) => {
+                    let grp = &flat.groups[g as usize];
+                    let sys = &flat.program.systems[grp.system as usize];
+                    let wire = &sys.wires[w as usize];
+                    let child = &flat.groups[grp.children[wire.b as usize] as usize];
+                    let shape = &flat.program.systems[child.system as usize].inputs[wire.port as usize].shape;
+                    for it in &op.items {
+                        let v = self.eval(Frame { g, e: it.elem, loops: &it.loops }, &wire.value, state, &[])?;
+                        self.store(child.sig(it.target, child.in_off[wire.port as usize]), shape, &v);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn assigns_for(&self, g: u32, e: u64) -> Vec<&'f dyn_ir::system::Assign> {
+        let flat = self.flat;
+        let grp = &flat.groups[g as usize];
+        let sys = &flat.program.systems[grp.system as usize];
+        let mut v: Vec<&dyn_ir::system::Assign> = sys.updates.iter().collect();
+        if let Some(mo) = grp.mode_off {
+            let m = self.sig[grp.sig(e, mo)] as u32;
+            for (mi, arm) in &sys.mode_updates {
+                if *mi == m {
+                    v.extend(arm.iter());
+                }
+            }
+        }
+        v
+    }
+
+    /// Writes the derivative of every continuous state into `out` (zeros elsewhere);
+    /// signals must be current.
+    pub fn derivatives(&mut self, state: &[f64], out: &mut [f64]) -> E<()> {
+        out.iter_mut().for_each(|o| *o = 0.0);
+        let flat = self.flat;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            if sys.time != TimeKind::Continuous || sys.states.is_empty() {
+                continue;
+            }
+            for e in 0..grp.count {
+                for a in self.assigns_for(gi as u32, e) {
+                    let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, state, &[])?;
+                    let o = grp.state(e, a.state as usize);
+                    let n = slots(&sys.states[a.state as usize].0.shape).max(1);
+                    v.to_slots(&mut out[o..o + n]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Computes the next state of every discrete state into `next` (a copy of `state`
+    /// beforehand); signals must be current.
+    pub fn next_state(&mut self, state: &[f64], next: &mut [f64]) -> E<()> {
+        let flat = self.flat;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            if sys.time != TimeKind::Discrete {
+                continue;
+            }
+            for e in 0..grp.count {
+                for a in self.assigns_for(gi as u32, e) {
+                    let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, state, &[])?;
+                    let o = grp.state(e, a.state as usize);
+                    let n = slots(&sys.states[a.state as usize].0.shape).max(1);
+                    v.to_slots(&mut next[o..o + n]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates every event condition: one flag per (group, element, event), in order.
+    pub fn event_conditions(&mut self, state: &[f64]) -> E<Vec<bool>> {
+        let flat = self.flat;
+        let mut out = Vec::new();
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            for e in 0..grp.count {
+                for ev in &sys.events {
+                    out.push(self.eval(Frame { g: gi as u32, e, loops: &[] }, &ev.cond, state, &[])?.s() != 0.0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the jumps of the events whose flag in `fire` is set.
+    pub fn apply_events(&mut self, state: &mut [f64], fire: &[bool]) -> E<usize> {
+        let flat = self.flat;
+        let mut k = 0;
+        let mut fired = 0;
+        let before = state.to_vec();
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            for e in 0..grp.count {
+                for ev in &sys.events {
+                    if fire[k] {
+                        fired += 1;
+                        for a in &ev.assigns {
+                            let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, &before, &[])?;
+                            let o = grp.state(e, a.state as usize);
+                            let n = slots(&sys.states[a.state as usize].0.shape).max(1);
+                            v.to_slots(&mut state[o..o + n]);
+                        }
+                    }
+                    k += 1;
+                }
+            }
+        }
+        Ok(fired)
+    }
+}

@@ -1,0 +1,485 @@
+//! Running a model: initial values, discrete stepping and the integrators (Euler, RK4,
+//! adaptive Dormand–Prince 5(4) with event location by bisection), recording, and the
+//! run-time diagnostics (non-finite state, unknown params).
+
+use crate::machine::{EvalError, Machine};
+use dyn_ir::flat::Flat;
+use dyn_ir::system::{TimeKind, slots};
+
+/// Integration method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Explicit Euler (Euler–Maruyama with `randn()`).
+    Euler,
+    /// Classic fourth-order Runge–Kutta.
+    Rk4,
+    /// Dormand–Prince 5(4) with adaptive steps.
+    Rk45,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// End time (continuous) — or number of steps for discrete systems if `steps` is unset.
+    pub until: Option<f64>,
+    /// Number of steps (discrete; continuous: `steps × dt`).
+    pub steps: Option<u64>,
+    /// Integrator.
+    pub method: Method,
+    /// Fixed step (Euler, RK4) or first step (RK45).
+    pub dt: f64,
+    /// Relative tolerance (RK45).
+    pub rtol: f64,
+    /// Absolute tolerance (RK45).
+    pub atol: f64,
+    /// Names to record (empty: every out port of the root).
+    pub record: Vec<String>,
+    /// Recording interval (default: every step; for RK45 every `dt`).
+    pub every: Option<f64>,
+    /// Seed of `randn()`.
+    pub seed: u64,
+    /// Param overrides: dotted path, value.
+    pub params: Vec<(String, f64)>,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec { until: None, steps: None, method: Method::Rk4, dt: 0.01, rtol: 1e-6, atol: 1e-9, record: vec![], every: None, seed: 0, params: vec![] }
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunError {
+    /// A state became NaN or infinite.
+    NotFinite {
+        /// Hierarchical name of the state.
+        name: String,
+        /// Time when it was found.
+        time: f64,
+        /// The last finite value before.
+        last: f64,
+    },
+    /// `--param` names no param.
+    UnknownParam {
+        /// What was asked.
+        path: String,
+        /// The params that exist.
+        valid: Vec<String>,
+    },
+    /// `record` names nothing recordable.
+    UnknownRecord {
+        /// What was asked.
+        name: String,
+        /// What can be recorded.
+        valid: Vec<String>,
+    },
+    /// A bad setting (step size, horizon).
+    Setting(String),
+    /// Evaluation failed (index out of range, Int overflow).
+    Eval(String),
+}
+
+impl From<EvalError> for RunError {
+    fn from(e: EvalError) -> Self {
+        RunError::Eval(e.0)
+    }
+}
+
+/// A recordable quantity: a state or signal slot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Probe {
+    /// State slot.
+    State(usize),
+    /// Signal slot.
+    Signal(usize),
+}
+
+/// Every recordable name (states, ports, lets of every element) with its slot, expanding
+/// tensors into `name[i]`.
+pub fn probes(flat: &Flat) -> Vec<(String, Probe)> {
+    let mut out = Vec::new();
+    for g in &flat.groups {
+        let sys = &flat.program.systems[g.system as usize];
+        for e in 0..g.count {
+            let prefix = g.element_name(e);
+            let name = |n: &str| if prefix.is_empty() { n.to_string() } else { format!("{prefix}.{n}") };
+            let mut push = |n: String, shape: &Vec<u64>, p: fn(usize) -> Probe, at: usize| {
+                let k = slots(shape);
+                if shape.is_empty() {
+                    out.push((n, p(at)));
+                } else {
+                    for i in 0..k {
+                        out.push((format!("{n}[{i}]"), p(at + i)));
+                    }
+                }
+            };
+            for (i, (s, _)) in sys.states.iter().enumerate() {
+                push(name(&s.name), &s.shape, Probe::State, g.state(e, i));
+            }
+            for (i, s) in sys.outputs.iter().enumerate() {
+                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.out_off[i]));
+            }
+            for (i, s) in sys.inputs.iter().enumerate() {
+                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.in_off[i]));
+            }
+            for (i, (s, _)) in sys.lets.iter().enumerate() {
+                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.let_off[i]));
+            }
+        }
+    }
+    out
+}
+
+/// The hierarchical name of a state slot.
+pub fn state_name(flat: &Flat, slot: usize) -> String {
+    for (n, p) in probes(flat) {
+        if p == Probe::State(slot) {
+            return n;
+        }
+    }
+    format!("state #{slot}")
+}
+
+/// Every param path (`foxes.c`) with the slot it sets.
+pub fn param_paths(flat: &Flat) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for g in &flat.groups {
+        let sys = &flat.program.systems[g.system as usize];
+        let prefix: Vec<String> = g.path.iter().map(|(n, _)| n.clone()).collect();
+        for (i, (p, _)) in sys.params.iter().enumerate() {
+            let mut path = prefix.clone();
+            path.push(p.name.clone());
+            out.push((path.join("."), g.param_base + g.param_off[i]));
+        }
+    }
+    out
+}
+
+/// A running model: machine and state.
+pub struct Sim<'f> {
+    /// Buffers.
+    pub m: Machine<'f>,
+    /// State vector.
+    pub x: Vec<f64>,
+    /// Root input slots (unwired inputs, zero unless streamed).
+    pub inputs: Vec<(usize, f64)>,
+    flags: Vec<bool>,
+}
+
+impl<'f> Sim<'f> {
+    /// Sets params (defaults, box arguments, then overrides) and initial states.
+    pub fn new(flat: &'f Flat, spec: &RunSpec) -> Result<Sim<'f>, RunError> {
+        let mut m = Machine::new(flat, spec.seed);
+        let paths = param_paths(flat);
+        for (p, _) in &spec.params {
+            if !paths.iter().any(|(q, _)| q == p) {
+                return Err(RunError::UnknownParam { path: p.clone(), valid: paths.iter().map(|(q, _)| q.clone()).collect() });
+            }
+        }
+        let x = vec![0.0; flat.n_state];
+        for (gi, g) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[g.system as usize];
+            for (i, (slot, default)) in sys.params.iter().enumerate() {
+                let at = g.param_base + g.param_off[i];
+                let n = slots(&slot.shape).max(1);
+                let arg = g.parent.and_then(|(pg, b)| {
+                    let parent = &flat.groups[pg as usize];
+                    flat.program.systems[parent.system as usize].boxes[b as usize].args[i].clone().map(|a| (pg, a))
+                });
+                let v = match (arg, default) {
+                    (Some((pg, a)), _) => m.eval_init(pg, 0, &a, &x)?,
+                    (None, Some(d)) => m.eval_init(gi as u32, 0, d, &x)?,
+                    (None, None) => crate::value::Val::S(0.0),
+                };
+                v.to_slots(&mut m.params[at..at + n]);
+                let path = paths.iter().find(|(_, s)| *s == at).map(|(p, _)| p.clone()).unwrap_or_default();
+                if let Some((_, val)) = spec.params.iter().rev().find(|(p, _)| *p == path) {
+                    m.params[at..at + n].iter_mut().for_each(|s| *s = *val);
+                }
+            }
+        }
+        let mut x = x;
+        for (gi, g) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[g.system as usize];
+            for e in 0..g.count {
+                for (i, (slot, init)) in sys.states.iter().enumerate() {
+                    let v = m.eval_init(gi as u32, e, init, &x)?;
+                    let o = g.state(e, i);
+                    v.to_slots(&mut x[o..o + slots(&slot.shape).max(1)]);
+                }
+            }
+        }
+        let root = &flat.groups[0];
+        let inputs = root.in_off.iter().map(|o| (root.sig(0, *o), 0.0)).collect();
+        let mut sim = Sim { m, x, inputs, flags: vec![] };
+        sim.m.signals(&sim.x, &sim.inputs)?;
+        sim.flags = sim.m.event_conditions(&sim.x)?;
+        Ok(sim)
+    }
+
+    fn rhs(&mut self, t: f64, x: &[f64], dx: &mut [f64]) -> Result<(), RunError> {
+        self.m.time = t;
+        self.m.signals(x, &self.inputs)?;
+        self.m.derivatives(x, dx)?;
+        Ok(())
+    }
+
+    /// One fixed step of `h` from `(t, x)` into `out` (Euler or RK4; RK45 uses its own).
+    pub fn fixed_step(&mut self, method: Method, t: f64, x: &[f64], h: f64, out: &mut [f64]) -> Result<(), RunError> {
+        let n = x.len();
+        let mut k1 = vec![0.0; n];
+        self.rhs(t, x, &mut k1)?;
+        if method == Method::Euler {
+            for i in 0..n {
+                out[i] = x[i] + h * k1[i];
+            }
+            return Ok(());
+        }
+        let mut tmp = vec![0.0; n];
+        let (mut k2, mut k3, mut k4) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for i in 0..n {
+            tmp[i] = x[i] + 0.5 * h * k1[i];
+        }
+        self.rhs(t + 0.5 * h, &tmp, &mut k2)?;
+        for i in 0..n {
+            tmp[i] = x[i] + 0.5 * h * k2[i];
+        }
+        self.rhs(t + 0.5 * h, &tmp, &mut k3)?;
+        for i in 0..n {
+            tmp[i] = x[i] + h * k3[i];
+        }
+        self.rhs(t + h, &tmp, &mut k4)?;
+        for i in 0..n {
+            out[i] = x[i] + h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+        Ok(())
+    }
+
+    /// One Dormand–Prince step: the 5th-order solution into `out`, returns the error norm.
+    fn dp_step(&mut self, t: f64, x: &[f64], h: f64, out: &mut [f64], rtol: f64, atol: f64) -> Result<f64, RunError> {
+        const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+        const A: [[f64; 6]; 7] = [
+            [0.0; 6],
+            [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+            [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+            [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
+            [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
+            [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+        ];
+        const B5: [f64; 7] = [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0, 0.0];
+        const B4: [f64; 7] = [5179.0 / 57600.0, 0.0, 7571.0 / 16695.0, 393.0 / 640.0, -92097.0 / 339200.0, 187.0 / 2100.0, 1.0 / 40.0];
+        let n = x.len();
+        let mut k = vec![vec![0.0; n]; 7];
+        let mut tmp = vec![0.0; n];
+        for s in 0..7 {
+            for i in 0..n {
+                let mut acc = x[i];
+                for (j, kj) in k.iter().enumerate().take(s) {
+                    acc += h * A[s][j] * kj[i];
+                }
+                tmp[i] = acc;
+            }
+            let mut ks = vec![0.0; n];
+            self.rhs(t + C[s] * h, &tmp, &mut ks)?;
+            k[s] = ks;
+        }
+        let mut err = 0.0;
+        for i in 0..n {
+            let y5: f64 = x[i] + h * (0..7).map(|s| B5[s] * k[s][i]).sum::<f64>();
+            let y4: f64 = x[i] + h * (0..7).map(|s| B4[s] * k[s][i]).sum::<f64>();
+            out[i] = y5;
+            let sc = atol + rtol * x[i].abs().max(y5.abs());
+            err += ((y5 - y4) / sc).powi(2);
+        }
+        Ok(if n == 0 { 0.0 } else { (err / n as f64).sqrt() })
+    }
+
+    fn check_finite(&self, t: f64, prev: &[f64]) -> Result<(), RunError> {
+        if let Some(i) = self.x.iter().position(|v| !v.is_finite()) {
+            return Err(RunError::NotFinite { name: state_name(self.m.flat, i), time: t, last: prev[i] });
+        }
+        Ok(())
+    }
+
+    /// Fires the events whose condition became true; returns how many fired.
+    fn events(&mut self) -> Result<usize, RunError> {
+        self.m.signals(&self.x, &self.inputs)?;
+        let now = self.m.event_conditions(&self.x)?;
+        let fire: Vec<bool> = now.iter().zip(&self.flags).map(|(n, p)| *n && !*p).collect();
+        self.flags = now;
+        if fire.iter().any(|f| *f) {
+            let mut x = self.x.clone();
+            let k = self.m.apply_events(&mut x, &fire)?;
+            self.x = x;
+            return Ok(k);
+        }
+        Ok(0)
+    }
+
+    fn any_rising(&mut self, x: &[f64]) -> Result<bool, RunError> {
+        self.m.signals(x, &self.inputs)?;
+        let now = self.m.event_conditions(x)?;
+        Ok(now.iter().zip(&self.flags).any(|(n, p)| *n && !*p))
+    }
+}
+
+/// Runs `flat` as `spec` says, calling `row(t, values)` for each recorded time with the
+/// recorded names' values. Returns the recorded names.
+pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: &mut dyn FnMut(f64, &[f64])) -> Result<u64, RunError> {
+    let all = probes(flat);
+    let names: Vec<String> = if spec.record.is_empty() {
+        let root = &flat.program.systems[flat.groups[0].system as usize];
+        all.iter()
+            .filter(|(n, _)| root.outputs.iter().any(|o| n == &o.name || n.starts_with(&format!("{}[", o.name))))
+            .map(|(n, _)| n.clone())
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for r in &spec.record {
+            let exact: Vec<String> = all.iter().filter(|(n, _)| n == r || n.starts_with(&format!("{r}["))).map(|(n, _)| n.clone()).collect();
+            if exact.is_empty() {
+                return Err(RunError::UnknownRecord { name: r.clone(), valid: all.iter().map(|(n, _)| n.clone()).take(40).collect() });
+            }
+            v.extend(exact);
+        }
+        v
+    };
+    let chosen: Vec<Probe> = names.iter().map(|n| all.iter().find(|(m, _)| m == n).map(|(_, p)| *p).expect("probe exists")).collect();
+    header(&names);
+    let mut sim = Sim::new(flat, spec)?;
+    let mut vals = vec![0.0; chosen.len()];
+    let mut emit = |sim: &mut Sim, t: f64| -> Result<(), RunError> {
+        sim.m.time = t;
+        sim.m.signals(&sim.x, &sim.inputs)?;
+        for (v, p) in vals.iter_mut().zip(&chosen) {
+            *v = match p {
+                Probe::State(i) => sim.x[*i],
+                Probe::Signal(i) => sim.m.sig[*i],
+            };
+        }
+        row(t, &vals);
+        Ok(())
+    };
+    emit(&mut sim, 0.0)?;
+    let mut steps_done = 0u64;
+    match flat.time {
+        TimeKind::Discrete | TimeKind::Stateless => {
+            let steps = spec.steps.or(spec.until.map(|u| u.round() as u64)).ok_or_else(|| RunError::Setting("give `steps N` (or `until T`) for a discrete system".into()))?;
+            let every = spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1);
+            let mut next = sim.x.clone();
+            for k in 1..=steps {
+                sim.m.time = (k - 1) as f64;
+                sim.m.signals(&sim.x, &sim.inputs)?;
+                next.copy_from_slice(&sim.x);
+                sim.m.next_state(&sim.x, &mut next)?;
+                let prev = std::mem::replace(&mut sim.x, next.clone());
+                sim.check_finite(k as f64, &prev)?;
+                steps_done = k;
+                if k % every == 0 {
+                    emit(&mut sim, k as f64)?;
+                }
+            }
+        }
+        TimeKind::Continuous => {
+            if !(spec.dt > 0.0 && spec.dt.is_finite()) {
+                return Err(RunError::Setting(format!("the step dt must be positive, not {}", spec.dt)));
+            }
+            let until = match (spec.until, spec.steps) {
+                (Some(u), _) => u,
+                (None, Some(s)) => s as f64 * spec.dt,
+                (None, None) => return Err(RunError::Setting("give `until T` (or `steps N`)".into())),
+            };
+            let every = spec.every.unwrap_or(spec.dt);
+            if !(every > 0.0) {
+                return Err(RunError::Setting("the recording interval must be positive".into()));
+            }
+            let n_rec = (until / every + 1e-9).floor() as u64;
+            let mut t = 0.0;
+            let mut out = vec![0.0; sim.x.len()];
+            let noisy = flat.program.systems.iter().any(|s| s.updates.iter().any(|a| has_randn(&a.value)));
+            if noisy && spec.method != Method::Euler {
+                return Err(RunError::Setting("a system with `randn()` in `der` runs with `--method euler` (Euler–Maruyama)".into()));
+            }
+            if noisy {
+                sim.m.noise_scale = 1.0 / spec.dt.sqrt();
+            }
+            let mut h = spec.dt;
+            for r in 1..=n_rec {
+                let target = r as f64 * every;
+                while t < target - 1e-12 * target.abs().max(1.0) {
+                    match spec.method {
+                        Method::Euler | Method::Rk4 => {
+                            let step = spec.dt.min(target - t);
+                            let xs = sim.x.clone();
+                            sim.fixed_step(spec.method, t, &xs, step, &mut out)?;
+                            let prev = std::mem::replace(&mut sim.x, out.clone());
+                            t += step;
+                            sim.check_finite(t, &prev)?;
+                            sim.events()?;
+                            steps_done += 1;
+                        }
+                        Method::Rk45 => {
+                            let step = h.min(target - t);
+                            let xs = sim.x.clone();
+                            let errn = sim.dp_step(t, &xs, step, &mut out, spec.rtol, spec.atol)?;
+                            if errn <= 1.0 || step < 1e-14 * t.abs().max(1.0) {
+                                if sim.any_rising(&out.clone())? {
+                                    // Locate the crossing by bisection on the step length.
+                                    let (mut lo, mut hi) = (0.0, step);
+                                    let mut at_hi = out.clone();
+                                    let mut probe = vec![0.0; xs.len()];
+                                    for _ in 0..60 {
+                                        let mid = 0.5 * (lo + hi);
+                                        sim.dp_step(t, &xs, mid, &mut probe, spec.rtol, spec.atol)?;
+                                        if sim.any_rising(&probe.clone())? {
+                                            hi = mid;
+                                            at_hi.copy_from_slice(&probe);
+                                        } else {
+                                            lo = mid;
+                                        }
+                                        if hi - lo <= 1e-13 * (t + hi).abs().max(1.0) {
+                                            break;
+                                        }
+                                    }
+                                    let prev = std::mem::replace(&mut sim.x, at_hi);
+                                    t += hi;
+                                    sim.check_finite(t, &prev)?;
+                                    sim.events()?;
+                                } else {
+                                    let prev = std::mem::replace(&mut sim.x, out.clone());
+                                    t += step;
+                                    sim.check_finite(t, &prev)?;
+                                    sim.events()?;
+                                }
+                                steps_done += 1;
+                                let fac = if errn == 0.0 { 5.0 } else { (0.9 * errn.powf(-0.2)).clamp(0.2, 5.0) };
+                                h = (step * fac).max(1e-14);
+                            } else {
+                                h = step * (0.9 * errn.powf(-0.2)).clamp(0.1, 0.9);
+                            }
+                        }
+                    }
+                }
+                t = target;
+                emit(&mut sim, t)?;
+            }
+        }
+    }
+    Ok(steps_done)
+}
+
+fn has_randn(x: &dyn_ir::expr::Expr) -> bool {
+    use dyn_ir::expr::Expr;
+    match x {
+        Expr::Randn => true,
+        Expr::Un(_, a) | Expr::Reduce(_, a) => has_randn(a),
+        Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => has_randn(a) || has_randn(b),
+        Expr::If(a, b, c) => has_randn(a) || has_randn(b) || has_randn(c),
+        Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => xs.iter().any(has_randn),
+        Expr::Index(a, xs) => has_randn(a) || xs.iter().any(has_randn),
+        Expr::BoxOut { index: Some(i), .. } => has_randn(i),
+        _ => false,
+    }
+}

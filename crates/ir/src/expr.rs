@@ -1,0 +1,170 @@
+//! IR expressions: resolved, typed and with explicit conversions.
+//!
+//! Every scalar is an `f64` at run time (Int and Bool values are exact integers in it, up
+//! to 2^53); the operator's [`Num`] says how to compute. Names are replaced by slots of the
+//! system they are evaluated in.
+
+/// How an arithmetic or comparison operator computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Num {
+    /// Floating point.
+    Real,
+    /// 64-bit integer (wrapping is an error at run time).
+    Int,
+    /// Booleans.
+    Bool,
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bin {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*` (element-wise on tensors)
+    Mul,
+    /// `/` (truncating on Int)
+    Div,
+    /// `%` (Euclidean on Int)
+    Rem,
+    /// `^`
+    Pow,
+    /// `@` matrix product
+    MatMul,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `&&`
+    And,
+    /// `||`
+    Or,
+    /// `min(a, b)`
+    Min,
+    /// `max(a, b)`
+    Max,
+    /// `atan2(a, b)`
+    Atan2,
+}
+
+/// Unary operators and element-wise functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Un {
+    /// `-x`
+    Neg,
+    /// `!x`
+    Not,
+    /// Int to Real.
+    ToReal,
+    /// Real to Int, truncating.
+    ToInt,
+    /// `exp`
+    Exp,
+    /// `log`
+    Log,
+    /// `sqrt`
+    Sqrt,
+    /// `abs`
+    Abs,
+    /// `sin`
+    Sin,
+    /// `cos`
+    Cos,
+    /// `tan`
+    Tan,
+    /// `tanh`
+    Tanh,
+    /// `sinh`
+    Sinh,
+    /// `cosh`
+    Cosh,
+    /// `atan`
+    Atan,
+    /// `floor`
+    Floor,
+    /// `ceil`
+    Ceil,
+    /// `round`
+    Round,
+    /// `sigmoid`
+    Sigmoid,
+    /// `relu`
+    Relu,
+}
+
+/// Reductions of a tensor to a scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduce {
+    /// `sum`
+    Sum,
+    /// `norm` (Euclidean)
+    Norm,
+    /// `len` (number of elements along the first axis)
+    Len,
+}
+
+/// An IR expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A scalar constant.
+    Const(f64),
+    /// A parameter of the system, by index.
+    Param(u32),
+    /// A state variable of the system, by index.
+    State(u32),
+    /// An input port of the system, by index.
+    Input(u32),
+    /// A `let`, by index.
+    Let(u32),
+    /// A `for` loop variable, by nesting depth.
+    Loop(u32),
+    /// An argument of the enclosing fn.
+    Arg(u32),
+    /// The current time.
+    Time,
+    /// An out port of an inner box (`b.port`, `b[i].port`).
+    BoxOut {
+        /// The box.
+        b: u32,
+        /// The element of a box array.
+        index: Option<Box<Expr>>,
+        /// The out port.
+        port: u32,
+    },
+    /// A unary operation (element-wise on tensors).
+    Un(Un, Box<Expr>),
+    /// A binary operation (element-wise with broadcasting, except `MatMul`).
+    Bin(Bin, Num, Box<Expr>, Box<Expr>),
+    /// A reduction.
+    Reduce(Reduce, Box<Expr>),
+    /// `dot(a, b)`.
+    Dot(Box<Expr>, Box<Expr>),
+    /// A call of a user fn.
+    Call(u32, Vec<Expr>),
+    /// `if c then a else b`.
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// A tensor literal (rows).
+    Array(Vec<Expr>),
+    /// Indexing (indices are Int).
+    Index(Box<Expr>, Vec<Expr>),
+    /// A mode value: mode index and the values of its out ports.
+    Mode(u32, Vec<Expr>),
+    /// A standard normal sample.
+    Randn,
+}
+
+impl Expr {
+    /// `Const(x)` as a boxed expression, for builders.
+    pub fn c(x: f64) -> Expr {
+        Expr::Const(x)
+    }
+}
