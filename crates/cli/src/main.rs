@@ -38,7 +38,7 @@ enum Command {
         color: Color,
     },
     /// Run a model: its `run` block, overridden by flags; the trace is CSV.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the IR of nested systems (or, with --flat, the flattened step program).
     Ir {
         /// The file.
@@ -96,7 +96,9 @@ fn main() -> ExitCode {
         Command::Explain { code } => explain(&code),
         Command::Lsp => lsp(),
         Command::Run(a) => run::run(&a, use_color(Color::Auto)),
-        Command::Ir { file, system, flat } => run::ir(&file, system.as_deref(), flat, use_color(Color::Auto)),
+        Command::Ir { file, system, flat } => {
+            run::ir(&file, system.as_deref(), flat, use_color(Color::Auto))
+        }
     }
 }
 

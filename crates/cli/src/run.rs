@@ -60,7 +60,12 @@ struct RunConsts;
 
 impl ConstEnv for RunConsts {
     fn value(&mut self, name: &str, span: Span) -> Result<Value, NotConst> {
-        Err(NotConst { span, why: format!("names `{name}`; run settings take numbers"), quiet: false, arith: false })
+        Err(NotConst {
+            span,
+            why: format!("names `{name}`; run settings take numbers"),
+            quiet: false,
+            arith: false,
+        })
     }
 }
 
@@ -68,7 +73,9 @@ fn number(e: &dyn_syntax::ast::Expr) -> Result<f64, Box<Diagnostic>> {
     match consteval::eval(&mut RunConsts, e) {
         Ok(Value::Int(i)) => Ok(i as f64),
         Ok(Value::Real(r)) => Ok(r),
-        _ => Err(Box::new(Diagnostic::new(codes::BAD_RUN, e.span, "expected a number").label("not a number"))),
+        _ => Err(Box::new(
+            Diagnostic::new(codes::BAD_RUN, e.span, "expected a number").label("not a number"),
+        )),
     }
 }
 
@@ -76,7 +83,9 @@ fn path_text(e: &dyn_syntax::ast::Expr) -> Option<String> {
     Some(match &e.kind {
         ExprKind::Var(i) => i.name.clone(),
         ExprKind::Field(b, f) => format!("{}.{}", path_text(b)?, f.name),
-        ExprKind::Index(b, i) if i.len() == 1 => format!("{}[{}]", path_text(b)?, number(&i[0]).ok()? as i64),
+        ExprKind::Index(b, i) if i.len() == 1 => {
+            format!("{}[{}]", path_text(b)?, number(&i[0]).ok()? as i64)
+        }
         _ => return None,
     })
 }
@@ -114,7 +123,11 @@ fn apply_block(spec: &mut RunSpec, r: &RunDef) -> Result<(), Box<Diagnostic>> {
                 _ => {}
             },
             RunItem::Param { path, value, .. } => {
-                let p = path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(".");
+                let p = path
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".");
                 spec.params.push((p, number(value)?));
             }
             RunItem::Error => {}
@@ -142,8 +155,18 @@ fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
         }
     };
     let stdlib = dyn_check::modules::Stdlib::locate();
-    let checked = dyn_check::check_source(&path.display().to_string(), Some(path.clone()), text, &stdlib);
-    let errors: Vec<Diagnostic> = checked.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    let checked = dyn_check::check_source(
+        &path.display().to_string(),
+        Some(path.clone()),
+        text,
+        &stdlib,
+    );
+    let errors: Vec<Diagnostic> = checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
     if !errors.is_empty() {
         eprint!("{}", dyn_diag::render_all(&checked.sources, &errors, color));
         return Err(ExitCode::from(1));
@@ -152,22 +175,61 @@ fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
 }
 
 /// Chooses the system to run and the run block that goes with it.
-fn target<'c>(checked: &'c Checked, system: Option<&str>) -> Result<(std::rc::Rc<dyn_check::system::SystemSig>, Option<&'c RunDef>), String> {
-    let runs: Vec<&RunDef> = checked.modules[0].ast.items.iter().filter_map(|i| if let ItemKind::Run(r) = &i.kind { Some(r) } else { None }).collect();
+fn target<'c>(
+    checked: &'c Checked,
+    system: Option<&str>,
+) -> Result<
+    (
+        std::rc::Rc<dyn_check::system::SystemSig>,
+        Option<&'c RunDef>,
+    ),
+    String,
+> {
+    let runs: Vec<&RunDef> = checked.modules[0]
+        .ast
+        .items
+        .iter()
+        .filter_map(|i| {
+            if let ItemKind::Run(r) = &i.kind {
+                Some(r)
+            } else {
+                None
+            }
+        })
+        .collect();
     let name = match system {
         Some(s) => s.to_string(),
         None => match runs.first() {
             Some(r) => r.system.name.clone(),
             None => {
-                let names: Vec<&str> = checked.systems.iter().map(|(_, s)| s.name.as_str()).collect();
-                return Err(format!("no `run` block in the file: choose a system with --system ({})", names.join(", ")));
+                let names: Vec<&str> = checked
+                    .systems
+                    .iter()
+                    .map(|(_, s)| s.name.as_str())
+                    .collect();
+                return Err(format!(
+                    "no `run` block in the file: choose a system with --system ({})",
+                    names.join(", ")
+                ));
             }
         },
     };
-    let sig = checked.systems.iter().find(|(_, s)| s.name == name).map(|(_, s)| s.clone()).ok_or_else(|| {
-        let names: Vec<&str> = checked.systems.iter().map(|(_, s)| s.name.as_str()).collect();
-        format!("no system `{name}` in the file (systems: {})", names.join(", "))
-    })?;
+    let sig = checked
+        .systems
+        .iter()
+        .find(|(_, s)| s.name == name)
+        .map(|(_, s)| s.clone())
+        .ok_or_else(|| {
+            let names: Vec<&str> = checked
+                .systems
+                .iter()
+                .map(|(_, s)| s.name.as_str())
+                .collect();
+            format!(
+                "no system `{name}` in the file (systems: {})",
+                names.join(", ")
+            )
+        })?;
     Ok((sig, runs.into_iter().find(|r| r.system.name == name)))
 }
 
@@ -178,7 +240,10 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         Err(code) => return code,
     };
     if a.backend != "interp" {
-        eprintln!("error: unknown backend `{}`: this build has `interp`", a.backend);
+        eprintln!(
+            "error: unknown backend `{}`: this build has `interp`",
+            a.backend
+        );
         return ExitCode::from(2);
     }
     let (sig, block) = match target(&checked, a.system.as_deref()) {
@@ -189,11 +254,11 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         }
     };
     let mut spec = RunSpec::default();
-    if let Some(b) = block {
-        if let Err(d) = apply_block(&mut spec, b) {
-            eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
-            return ExitCode::from(1);
-        }
+    if let Some(b) = block
+        && let Err(d) = apply_block(&mut spec, b)
+    {
+        eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+        return ExitCode::from(1);
     }
     if let Some(m) = &a.method {
         match parse_method(m) {
@@ -255,14 +320,19 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             io_err.borrow_mut().get_or_insert(e);
         }
     };
-    let result = dyn_interp::run::run(&program, &spec, &mut |names| write(format!("t,{}", names.join(","))), &mut |t, vals| {
-        let mut line = format!("{t}");
-        for v in vals {
-            line.push(',');
-            line.push_str(&v.to_string());
-        }
-        write(line);
-    });
+    let result = dyn_interp::run::run(
+        &program,
+        &spec,
+        &mut |names| write(format!("t,{}", names.join(","))),
+        &mut |t, vals| {
+            let mut line = format!("{t}");
+            for v in vals {
+                line.push(',');
+                line.push_str(&v.to_string());
+            }
+            write(line);
+        },
+    );
     let _ = sink.borrow_mut().flush();
     if let Some(e) = io_err.borrow_mut().take() {
         eprintln!("error: writing the trace: {e}");
@@ -280,14 +350,17 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
 fn report_run_error(e: &RunError) {
     match e {
         RunError::NotFinite { name, time, last } => eprintln!(
-            "error[{}]: state `{name}` became {} at t = {time}\n  last finite value: {last}\n  help: the trace up to this point was written; try a smaller step (--dt) or check the model's equations",
-            codes::NOT_FINITE_STATE.id,
-            "NaN or infinite"
+            "error[{}]: state `{name}` became NaN or infinite at t = {time}\n  last finite value: {last}\n  help: the trace up to this point was written; try a smaller step (--dt) or check the model's equations",
+            codes::NOT_FINITE_STATE.id
         ),
         RunError::UnknownParam { path, valid } => eprintln!(
             "error[{}]: `--param {path}` names no param\n  help: valid params: {}",
             codes::BAD_PARAM.id,
-            if valid.is_empty() { "none".to_string() } else { valid.join(", ") }
+            if valid.is_empty() {
+                "none".to_string()
+            } else {
+                valid.join(", ")
+            }
         ),
         RunError::UnknownRecord { name, valid } => eprintln!(
             "error[{}]: cannot record `{name}`: no such state, port or let\n  help: recordable: {}",
@@ -307,7 +380,14 @@ pub fn ir(file: &PathBuf, system: Option<&str>, flat: bool, color: bool) -> Exit
     };
     let (sig, _) = match target(&checked, system) {
         Ok(t) => t,
-        Err(_) if system.is_none() && !checked.systems.is_empty() => (checked.systems.last().map(|s| s.1.clone()).expect("nonempty"), None),
+        Err(_) if system.is_none() && !checked.systems.is_empty() => (
+            checked
+                .systems
+                .last()
+                .map(|s| s.1.clone())
+                .expect("nonempty"),
+            None,
+        ),
         Err(m) => {
             eprintln!("error: {m}");
             return ExitCode::from(2);

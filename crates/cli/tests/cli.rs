@@ -219,7 +219,11 @@ fn explain_examples_are_true() {
             std::fs::write(&p, wrong).unwrap();
             // `<!-- poly: EXPR -->` after the heading: the rule shows under `--poly EXPR`.
             let heading = text.find("## Wrong").unwrap();
-            let poly = text[heading..].lines().nth(1).and_then(|l| l.trim().strip_prefix("<!-- poly:")).map(|r| r.trim_end_matches("-->").trim().to_string());
+            let poly = text[heading..]
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().strip_prefix("<!-- poly:"))
+                .map(|r| r.trim_end_matches("-->").trim().to_string());
             let mut args = vec!["check", "--format", "json"];
             if let Some(expr) = &poly {
                 args.extend(["--poly", expr.as_str()]);
@@ -258,4 +262,62 @@ fn explain_examples_are_true() {
 
 fn text_of(o: &Output) -> String {
     text(o)
+}
+
+/// Every example with a run block runs (short horizon) and writes a finite CSV trace.
+#[test]
+fn examples_run() {
+    let mut ran = 0;
+    for f in dyn_files(&repo().join("examples")) {
+        let src = std::fs::read_to_string(&f).unwrap();
+        if !src.lines().any(|l| l.trim_start().starts_with("run "))
+            || src.starts_with("// expect-error")
+        {
+            continue;
+        }
+        let horizon: &[&str] = if src.lines().any(|l| l.trim_start().starts_with("steps ")) {
+            &["--steps", "5", "--every", "1"]
+        } else {
+            &["--until", "0.5", "--every", "0.1"]
+        };
+        let mut args = vec!["run", f.to_str().unwrap()];
+        args.extend_from_slice(horizon);
+        let o = dyn_cmd(&args);
+        assert_eq!(o.status.code(), Some(0), "{}: {}", f.display(), text(&o));
+        let csv = String::from_utf8_lossy(&o.stdout);
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap();
+        assert!(header.starts_with("t,"), "{}: header {header}", f.display());
+        let cols = header.split(',').count();
+        let rows: Vec<&str> = lines.collect();
+        assert!(rows.len() >= 2, "{}: {} rows", f.display(), rows.len());
+        for r in &rows {
+            let vals: Vec<f64> = r.split(',').map(|x| x.parse::<f64>().unwrap()).collect();
+            assert_eq!(vals.len(), cols);
+            assert!(vals.iter().all(|v| v.is_finite()), "{}: {r}", f.display());
+        }
+        ran += 1;
+    }
+    assert!(ran >= 5, "examples with run blocks: {ran}");
+}
+
+#[test]
+fn lotka_volterra_example_starts_from_its_initial_state() {
+    let o = dyn_cmd(&["run", "examples/lotka_volterra.dyn", "--until", "0.2"]);
+    let csv = String::from_utf8_lossy(&o.stdout);
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("t,prey,predators"));
+    assert_eq!(lines.next(), Some("0,10,5"));
+}
+
+#[test]
+fn run_errors_are_clear() {
+    let o = dyn_cmd(&["run", "examples/lotka_volterra.dyn", "--param", "foxes.k=1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("E0082") && t.contains("foxes.c"), "{t}");
+    let o = dyn_cmd(&["run", "examples/lotka_volterra.dyn", "--param", "foxes.c"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = dyn_cmd(&["run", "examples/lotka_volterra.dyn", "--method", "leapfrog"]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -56,7 +56,9 @@ fn binop(op: Bin, num: Num, x: f64, y: f64) -> E<f64> {
                 Bin::Mul => a.checked_mul(c).ok_or_else(ovf)? as f64,
                 Bin::Div => a.checked_div(c).ok_or_else(ovf)? as f64,
                 Bin::Rem => a.checked_rem_euclid(c).ok_or_else(ovf)? as f64,
-                Bin::Pow => a.checked_pow(u32::try_from(c).map_err(|_| ovf())?).ok_or_else(ovf)? as f64,
+                Bin::Pow => a
+                    .checked_pow(u32::try_from(c).map_err(|_| ovf())?)
+                    .ok_or_else(ovf)? as f64,
                 Bin::Min => a.min(c) as f64,
                 Bin::Max => a.max(c) as f64,
                 Bin::Atan2 => (x).atan2(y),
@@ -96,7 +98,13 @@ fn binop(op: Bin, num: Num, x: f64, y: f64) -> E<f64> {
 fn unop(op: Un, x: f64) -> f64 {
     match op {
         Un::Neg => -x,
-        Un::Not => if x != 0.0 { 0.0 } else { 1.0 },
+        Un::Not => {
+            if x != 0.0 {
+                0.0
+            } else {
+                1.0
+            }
+        }
         Un::ToReal => x,
         Un::ToInt => x.trunc(),
         Un::Exp => x.exp(),
@@ -168,7 +176,10 @@ impl<'f> Machine<'f> {
                 };
                 let n = bx.count.unwrap_or(1) as i64;
                 if k < 0 || k >= n {
-                    return Err(EvalError(format!("index {k} out of range for box array `{}`", bx.name)));
+                    return Err(EvalError(format!(
+                        "index {k} out of range for box array `{}`",
+                        bx.name
+                    )));
                 }
                 let c = &flat.groups[grp.children[*b as usize] as usize];
                 let ce = f.e * n as u64 + k as u64;
@@ -187,7 +198,9 @@ impl<'f> Machine<'f> {
             }
             Expr::Reduce(r, a) => {
                 let v = self.eval(f, a, state, args)?;
-                let Val::T(t) = v else { return Ok(Val::S(v.s())) };
+                let Val::T(t) = v else {
+                    return Ok(Val::S(v.s()));
+                };
                 Val::S(match r {
                     Reduce::Sum => t.sum(),
                     Reduce::Norm => t.iter().map(|x| x * x).sum::<f64>().sqrt(),
@@ -195,13 +208,18 @@ impl<'f> Machine<'f> {
                 })
             }
             Expr::Dot(a, b) => {
-                let (Val::T(x), Val::T(y)) = (self.eval(f, a, state, args)?, self.eval(f, b, state, args)?) else {
+                let (Val::T(x), Val::T(y)) =
+                    (self.eval(f, a, state, args)?, self.eval(f, b, state, args)?)
+                else {
                     return Err(EvalError("dot of non-tensors".into()));
                 };
                 Val::S(x.iter().zip(y.iter()).map(|(p, q)| p * q).sum())
             }
             Expr::Call(fi, xs) => {
-                let vals = xs.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?;
+                let vals = xs
+                    .iter()
+                    .map(|a| self.eval(f, a, state, args))
+                    .collect::<E<Vec<_>>>()?;
                 let body = &flat.program.fns[*fi as usize].body;
                 self.eval(f, body, state, &vals)?
             }
@@ -213,7 +231,10 @@ impl<'f> Machine<'f> {
                 }
             }
             Expr::Array(items) => {
-                let vals = items.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?;
+                let vals = items
+                    .iter()
+                    .map(|a| self.eval(f, a, state, args))
+                    .collect::<E<Vec<_>>>()?;
                 let inner: Vec<usize> = match &vals[0] {
                     Val::T(t) => t.shape().to_vec(),
                     _ => vec![],
@@ -227,23 +248,42 @@ impl<'f> Machine<'f> {
                 }
                 let mut dims = vec![vals.len()];
                 dims.extend(inner);
-                Val::T(ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| EvalError(e.to_string()))?)
+                Val::T(
+                    ArrayD::from_shape_vec(IxDyn(&dims), data)
+                        .map_err(|e| EvalError(e.to_string()))?,
+                )
             }
             Expr::Index(a, idx) => {
                 let v = self.eval(f, a, state, args)?;
-                let is = idx.iter().map(|i| self.eval(f, i, state, args).map(|v| int(v.s()))).collect::<E<Vec<_>>>()?;
-                let Val::T(t) = v else { return Err(EvalError("indexing a scalar".into())) };
+                let is = idx
+                    .iter()
+                    .map(|i| self.eval(f, i, state, args).map(|v| int(v.s())))
+                    .collect::<E<Vec<_>>>()?;
+                let Val::T(t) = v else {
+                    return Err(EvalError("indexing a scalar".into()));
+                };
                 let mut view = t.view();
                 for (axis, i) in is.iter().enumerate() {
                     let n = view.shape()[0] as i64;
                     if *i < 0 || *i >= n {
-                        return Err(EvalError(format!("index {i} out of range for axis {axis} of length {n}")));
+                        return Err(EvalError(format!(
+                            "index {i} out of range for axis {axis} of length {n}"
+                        )));
                     }
                     view = view.index_axis_move(ndarray::Axis(0), *i as usize);
                 }
-                if view.ndim() == 0 { Val::S(*view.iter().next().unwrap_or(&f64::NAN)) } else { Val::T(view.to_owned()) }
+                if view.ndim() == 0 {
+                    Val::S(*view.iter().next().unwrap_or(&f64::NAN))
+                } else {
+                    Val::T(view.to_owned())
+                }
             }
-            Expr::Mode(m, xs) => Val::M(*m, xs.iter().map(|a| self.eval(f, a, state, args)).collect::<E<Vec<_>>>()?),
+            Expr::Mode(m, xs) => Val::M(
+                *m,
+                xs.iter()
+                    .map(|a| self.eval(f, a, state, args))
+                    .collect::<E<Vec<_>>>()?,
+            ),
             Expr::Randn => {
                 let z: f64 = StandardNormal.sample(&mut self.rng);
                 Val::S(z * self.noise_scale)
@@ -253,12 +293,33 @@ impl<'f> Machine<'f> {
 
     fn binary(&mut self, op: Bin, num: Num, x: Val, y: Val) -> E<Val> {
         if op == Bin::MatMul {
-            let (Val::T(a), Val::T(b)) = (x, y) else { return Err(EvalError("`@` of non-tensors".into())) };
+            let (Val::T(a), Val::T(b)) = (x, y) else {
+                return Err(EvalError("`@` of non-tensors".into()));
+            };
             return Ok(match (a.ndim(), b.ndim()) {
-                (2, 1) => Val::T(a.into_dimensionality::<Ix2>().unwrap().dot(&b.into_dimensionality::<Ix1>().unwrap()).into_dyn()),
-                (2, 2) => Val::T(a.into_dimensionality::<Ix2>().unwrap().dot(&b.into_dimensionality::<Ix2>().unwrap()).into_dyn()),
-                (1, 1) => Val::S(a.into_dimensionality::<Ix1>().unwrap().dot(&b.into_dimensionality::<Ix1>().unwrap())),
-                (1, 2) => Val::T(a.into_dimensionality::<Ix1>().unwrap().dot(&b.into_dimensionality::<Ix2>().unwrap()).into_dyn()),
+                (2, 1) => Val::T(
+                    a.into_dimensionality::<Ix2>()
+                        .unwrap()
+                        .dot(&b.into_dimensionality::<Ix1>().unwrap())
+                        .into_dyn(),
+                ),
+                (2, 2) => Val::T(
+                    a.into_dimensionality::<Ix2>()
+                        .unwrap()
+                        .dot(&b.into_dimensionality::<Ix2>().unwrap())
+                        .into_dyn(),
+                ),
+                (1, 1) => Val::S(
+                    a.into_dimensionality::<Ix1>()
+                        .unwrap()
+                        .dot(&b.into_dimensionality::<Ix1>().unwrap()),
+                ),
+                (1, 2) => Val::T(
+                    a.into_dimensionality::<Ix1>()
+                        .unwrap()
+                        .dot(&b.into_dimensionality::<Ix2>().unwrap())
+                        .into_dyn(),
+                ),
                 _ => return Err(EvalError("`@` of unsupported ranks".into())),
             });
         }
@@ -301,29 +362,70 @@ impl<'f> Machine<'f> {
                     let grp = &flat.groups[g as usize];
                     let (slot, x) = &flat.program.systems[grp.system as usize].lets[l as usize];
                     for it in &op.items {
-                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, x, state, &[])?;
+                        let v = self.eval(
+                            Frame {
+                                g,
+                                e: it.elem,
+                                loops: &[],
+                            },
+                            x,
+                            state,
+                            &[],
+                        )?;
                         self.store(grp.sig(it.elem, grp.let_off[l as usize]), &slot.shape, &v);
                     }
                 }
                 OpKind::Out(g, p) => {
                     let grp = &flat.groups[g as usize];
                     let sys = &flat.program.systems[grp.system as usize];
-                    let Readout::Ports(xs) = &sys.readout else { continue };
+                    let Readout::Ports(xs) = &sys.readout else {
+                        continue;
+                    };
                     for it in &op.items {
-                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, &xs[p as usize], state, &[])?;
-                        self.store(grp.sig(it.elem, grp.out_off[p as usize]), &sys.outputs[p as usize].shape, &v);
+                        let v = self.eval(
+                            Frame {
+                                g,
+                                e: it.elem,
+                                loops: &[],
+                            },
+                            &xs[p as usize],
+                            state,
+                            &[],
+                        )?;
+                        self.store(
+                            grp.sig(it.elem, grp.out_off[p as usize]),
+                            &sys.outputs[p as usize].shape,
+                            &v,
+                        );
                     }
                 }
                 OpKind::Mode(g) => {
                     let grp = &flat.groups[g as usize];
                     let sys = &flat.program.systems[grp.system as usize];
-                    let Readout::Mode(x, _, ports) = &sys.readout else { continue };
+                    let Readout::Mode(x, _, ports) = &sys.readout else {
+                        continue;
+                    };
                     for it in &op.items {
-                        let v = self.eval(Frame { g, e: it.elem, loops: &[] }, x, state, &[])?;
-                        let Val::M(m, vals) = v else { return Err(EvalError("a readout that is not a mode".into())) };
+                        let v = self.eval(
+                            Frame {
+                                g,
+                                e: it.elem,
+                                loops: &[],
+                            },
+                            x,
+                            state,
+                            &[],
+                        )?;
+                        let Val::M(m, vals) = v else {
+                            return Err(EvalError("a readout that is not a mode".into()));
+                        };
                         self.sig[grp.sig(it.elem, grp.mode_off.expect("mode slot"))] = m as f64;
                         for (pi, val) in ports[m as usize].iter().zip(&vals) {
-                            self.store(grp.sig(it.elem, grp.out_off[*pi as usize]), &sys.outputs[*pi as usize].shape, val);
+                            self.store(
+                                grp.sig(it.elem, grp.out_off[*pi as usize]),
+                                &sys.outputs[*pi as usize].shape,
+                                val,
+                            );
                         }
                     }
                 }
@@ -332,10 +434,25 @@ impl<'f> Machine<'f> {
                     let sys = &flat.program.systems[grp.system as usize];
                     let wire = &sys.wires[w as usize];
                     let child = &flat.groups[grp.children[wire.b as usize] as usize];
-                    let shape = &flat.program.systems[child.system as usize].inputs[wire.port as usize].shape;
+                    let shape = &flat.program.systems[child.system as usize].inputs
+                        [wire.port as usize]
+                        .shape;
                     for it in &op.items {
-                        let v = self.eval(Frame { g, e: it.elem, loops: &it.loops }, &wire.value, state, &[])?;
-                        self.store(child.sig(it.target, child.in_off[wire.port as usize]), shape, &v);
+                        let v = self.eval(
+                            Frame {
+                                g,
+                                e: it.elem,
+                                loops: &it.loops,
+                            },
+                            &wire.value,
+                            state,
+                            &[],
+                        )?;
+                        self.store(
+                            child.sig(it.target, child.in_off[wire.port as usize]),
+                            shape,
+                            &v,
+                        );
                     }
                 }
             }
@@ -371,7 +488,16 @@ impl<'f> Machine<'f> {
             }
             for e in 0..grp.count {
                 for a in self.assigns_for(gi as u32, e) {
-                    let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, state, &[])?;
+                    let v = self.eval(
+                        Frame {
+                            g: gi as u32,
+                            e,
+                            loops: &[],
+                        },
+                        &a.value,
+                        state,
+                        &[],
+                    )?;
                     let o = grp.state(e, a.state as usize);
                     let n = slots(&sys.states[a.state as usize].0.shape).max(1);
                     v.to_slots(&mut out[o..o + n]);
@@ -392,7 +518,16 @@ impl<'f> Machine<'f> {
             }
             for e in 0..grp.count {
                 for a in self.assigns_for(gi as u32, e) {
-                    let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, state, &[])?;
+                    let v = self.eval(
+                        Frame {
+                            g: gi as u32,
+                            e,
+                            loops: &[],
+                        },
+                        &a.value,
+                        state,
+                        &[],
+                    )?;
                     let o = grp.state(e, a.state as usize);
                     let n = slots(&sys.states[a.state as usize].0.shape).max(1);
                     v.to_slots(&mut next[o..o + n]);
@@ -410,7 +545,19 @@ impl<'f> Machine<'f> {
             let sys = &flat.program.systems[grp.system as usize];
             for e in 0..grp.count {
                 for ev in &sys.events {
-                    out.push(self.eval(Frame { g: gi as u32, e, loops: &[] }, &ev.cond, state, &[])?.s() != 0.0);
+                    out.push(
+                        self.eval(
+                            Frame {
+                                g: gi as u32,
+                                e,
+                                loops: &[],
+                            },
+                            &ev.cond,
+                            state,
+                            &[],
+                        )?
+                        .s() != 0.0,
+                    );
                 }
             }
         }
@@ -430,7 +577,16 @@ impl<'f> Machine<'f> {
                     if fire[k] {
                         fired += 1;
                         for a in &ev.assigns {
-                            let v = self.eval(Frame { g: gi as u32, e, loops: &[] }, &a.value, &before, &[])?;
+                            let v = self.eval(
+                                Frame {
+                                    g: gi as u32,
+                                    e,
+                                    loops: &[],
+                                },
+                                &a.value,
+                                &before,
+                                &[],
+                            )?;
                             let o = grp.state(e, a.state as usize);
                             let n = slots(&sys.states[a.state as usize].0.shape).max(1);
                             v.to_slots(&mut state[o..o + n]);

@@ -44,7 +44,18 @@ pub struct RunSpec {
 
 impl Default for RunSpec {
     fn default() -> Self {
-        RunSpec { until: None, steps: None, method: Method::Rk4, dt: 0.01, rtol: 1e-6, atol: 1e-9, record: vec![], every: None, seed: 0, params: vec![] }
+        RunSpec {
+            until: None,
+            steps: None,
+            method: Method::Rk4,
+            dt: 0.01,
+            rtol: 1e-6,
+            atol: 1e-9,
+            record: vec![],
+            every: None,
+            seed: 0,
+            params: vec![],
+        }
     }
 }
 
@@ -103,7 +114,13 @@ pub fn probes(flat: &Flat) -> Vec<(String, Probe)> {
         let sys = &flat.program.systems[g.system as usize];
         for e in 0..g.count {
             let prefix = g.element_name(e);
-            let name = |n: &str| if prefix.is_empty() { n.to_string() } else { format!("{prefix}.{n}") };
+            let name = |n: &str| {
+                if prefix.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{prefix}.{n}")
+                }
+            };
             let mut push = |n: String, shape: &Vec<u64>, p: fn(usize) -> Probe, at: usize| {
                 let k = slots(shape);
                 if shape.is_empty() {
@@ -118,13 +135,28 @@ pub fn probes(flat: &Flat) -> Vec<(String, Probe)> {
                 push(name(&s.name), &s.shape, Probe::State, g.state(e, i));
             }
             for (i, s) in sys.outputs.iter().enumerate() {
-                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.out_off[i]));
+                push(
+                    name(&s.name),
+                    &s.shape,
+                    Probe::Signal,
+                    g.sig(e, g.out_off[i]),
+                );
             }
             for (i, s) in sys.inputs.iter().enumerate() {
-                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.in_off[i]));
+                push(
+                    name(&s.name),
+                    &s.shape,
+                    Probe::Signal,
+                    g.sig(e, g.in_off[i]),
+                );
             }
             for (i, (s, _)) in sys.lets.iter().enumerate() {
-                push(name(&s.name), &s.shape, Probe::Signal, g.sig(e, g.let_off[i]));
+                push(
+                    name(&s.name),
+                    &s.shape,
+                    Probe::Signal,
+                    g.sig(e, g.let_off[i]),
+                );
             }
         }
     }
@@ -174,7 +206,10 @@ impl<'f> Sim<'f> {
         let paths = param_paths(flat);
         for (p, _) in &spec.params {
             if !paths.iter().any(|(q, _)| q == p) {
-                return Err(RunError::UnknownParam { path: p.clone(), valid: paths.iter().map(|(q, _)| q.clone()).collect() });
+                return Err(RunError::UnknownParam {
+                    path: p.clone(),
+                    valid: paths.iter().map(|(q, _)| q.clone()).collect(),
+                });
             }
         }
         let x = vec![0.0; flat.n_state];
@@ -185,7 +220,9 @@ impl<'f> Sim<'f> {
                 let n = slots(&slot.shape).max(1);
                 let arg = g.parent.and_then(|(pg, b)| {
                     let parent = &flat.groups[pg as usize];
-                    flat.program.systems[parent.system as usize].boxes[b as usize].args[i].clone().map(|a| (pg, a))
+                    flat.program.systems[parent.system as usize].boxes[b as usize].args[i]
+                        .clone()
+                        .map(|a| (pg, a))
                 });
                 let v = match (arg, default) {
                     (Some((pg, a)), _) => m.eval_init(pg, 0, &a, &x)?,
@@ -193,7 +230,11 @@ impl<'f> Sim<'f> {
                     (None, None) => crate::value::Val::S(0.0),
                 };
                 v.to_slots(&mut m.params[at..at + n]);
-                let path = paths.iter().find(|(_, s)| *s == at).map(|(p, _)| p.clone()).unwrap_or_default();
+                let path = paths
+                    .iter()
+                    .find(|(_, s)| *s == at)
+                    .map(|(p, _)| p.clone())
+                    .unwrap_or_default();
                 if let Some((_, val)) = spec.params.iter().rev().find(|(p, _)| *p == path) {
                     m.params[at..at + n].iter_mut().for_each(|s| *s = *val);
                 }
@@ -212,7 +253,12 @@ impl<'f> Sim<'f> {
         }
         let root = &flat.groups[0];
         let inputs = root.in_off.iter().map(|o| (root.sig(0, *o), 0.0)).collect();
-        let mut sim = Sim { m, x, inputs, flags: vec![] };
+        let mut sim = Sim {
+            m,
+            x,
+            inputs,
+            flags: vec![],
+        };
         sim.m.signals(&sim.x, &sim.inputs)?;
         sim.flags = sim.m.event_conditions(&sim.x)?;
         Ok(sim)
@@ -226,7 +272,14 @@ impl<'f> Sim<'f> {
     }
 
     /// One fixed step of `h` from `(t, x)` into `out` (Euler or RK4; RK45 uses its own).
-    pub fn fixed_step(&mut self, method: Method, t: f64, x: &[f64], h: f64, out: &mut [f64]) -> Result<(), RunError> {
+    pub fn fixed_step(
+        &mut self,
+        method: Method,
+        t: f64,
+        x: &[f64],
+        h: f64,
+        out: &mut [f64],
+    ) -> Result<(), RunError> {
         let n = x.len();
         let mut k1 = vec![0.0; n];
         self.rhs(t, x, &mut k1)?;
@@ -257,19 +310,64 @@ impl<'f> Sim<'f> {
     }
 
     /// One Dormand–Prince step: the 5th-order solution into `out`, returns the error norm.
-    fn dp_step(&mut self, t: f64, x: &[f64], h: f64, out: &mut [f64], rtol: f64, atol: f64) -> Result<f64, RunError> {
+    fn dp_step(
+        &mut self,
+        t: f64,
+        x: &[f64],
+        h: f64,
+        out: &mut [f64],
+        rtol: f64,
+        atol: f64,
+    ) -> Result<f64, RunError> {
         const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
         const A: [[f64; 6]; 7] = [
             [0.0; 6],
             [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
             [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
             [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-            [19372.0 / 6561.0, -25360.0 / 2187.0, 64448.0 / 6561.0, -212.0 / 729.0, 0.0, 0.0],
-            [9017.0 / 3168.0, -355.0 / 33.0, 46732.0 / 5247.0, 49.0 / 176.0, -5103.0 / 18656.0, 0.0],
-            [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0],
+            [
+                19372.0 / 6561.0,
+                -25360.0 / 2187.0,
+                64448.0 / 6561.0,
+                -212.0 / 729.0,
+                0.0,
+                0.0,
+            ],
+            [
+                9017.0 / 3168.0,
+                -355.0 / 33.0,
+                46732.0 / 5247.0,
+                49.0 / 176.0,
+                -5103.0 / 18656.0,
+                0.0,
+            ],
+            [
+                35.0 / 384.0,
+                0.0,
+                500.0 / 1113.0,
+                125.0 / 192.0,
+                -2187.0 / 6784.0,
+                11.0 / 84.0,
+            ],
         ];
-        const B5: [f64; 7] = [35.0 / 384.0, 0.0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0, 0.0];
-        const B4: [f64; 7] = [5179.0 / 57600.0, 0.0, 7571.0 / 16695.0, 393.0 / 640.0, -92097.0 / 339200.0, 187.0 / 2100.0, 1.0 / 40.0];
+        const B5: [f64; 7] = [
+            35.0 / 384.0,
+            0.0,
+            500.0 / 1113.0,
+            125.0 / 192.0,
+            -2187.0 / 6784.0,
+            11.0 / 84.0,
+            0.0,
+        ];
+        const B4: [f64; 7] = [
+            5179.0 / 57600.0,
+            0.0,
+            7571.0 / 16695.0,
+            393.0 / 640.0,
+            -92097.0 / 339200.0,
+            187.0 / 2100.0,
+            1.0 / 40.0,
+        ];
         let n = x.len();
         let mut k = vec![vec![0.0; n]; 7];
         let mut tmp = vec![0.0; n];
@@ -298,7 +396,11 @@ impl<'f> Sim<'f> {
 
     fn check_finite(&self, t: f64, prev: &[f64]) -> Result<(), RunError> {
         if let Some(i) = self.x.iter().position(|v| !v.is_finite()) {
-            return Err(RunError::NotFinite { name: state_name(self.m.flat, i), time: t, last: prev[i] });
+            return Err(RunError::NotFinite {
+                name: state_name(self.m.flat, i),
+                time: t,
+                last: prev[i],
+            });
         }
         Ok(())
     }
@@ -307,7 +409,11 @@ impl<'f> Sim<'f> {
     fn events(&mut self) -> Result<usize, RunError> {
         self.m.signals(&self.x, &self.inputs)?;
         let now = self.m.event_conditions(&self.x)?;
-        let fire: Vec<bool> = now.iter().zip(&self.flags).map(|(n, p)| *n && !*p).collect();
+        let fire: Vec<bool> = now
+            .iter()
+            .zip(&self.flags)
+            .map(|(n, p)| *n && !*p)
+            .collect();
         self.flags = now;
         if fire.iter().any(|f| *f) {
             let mut x = self.x.clone();
@@ -327,26 +433,50 @@ impl<'f> Sim<'f> {
 
 /// Runs `flat` as `spec` says, calling `row(t, values)` for each recorded time with the
 /// recorded names' values. Returns the recorded names.
-pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: &mut dyn FnMut(f64, &[f64])) -> Result<u64, RunError> {
+pub fn run(
+    flat: &Flat,
+    spec: &RunSpec,
+    header: &mut dyn FnMut(&[String]),
+    row: &mut dyn FnMut(f64, &[f64]),
+) -> Result<u64, RunError> {
     let all = probes(flat);
     let names: Vec<String> = if spec.record.is_empty() {
         let root = &flat.program.systems[flat.groups[0].system as usize];
         all.iter()
-            .filter(|(n, _)| root.outputs.iter().any(|o| n == &o.name || n.starts_with(&format!("{}[", o.name))))
+            .filter(|(n, _)| {
+                root.outputs
+                    .iter()
+                    .any(|o| n == &o.name || n.starts_with(&format!("{}[", o.name)))
+            })
             .map(|(n, _)| n.clone())
             .collect()
     } else {
         let mut v = Vec::new();
         for r in &spec.record {
-            let exact: Vec<String> = all.iter().filter(|(n, _)| n == r || n.starts_with(&format!("{r}["))).map(|(n, _)| n.clone()).collect();
+            let exact: Vec<String> = all
+                .iter()
+                .filter(|(n, _)| n == r || n.starts_with(&format!("{r}[")))
+                .map(|(n, _)| n.clone())
+                .collect();
             if exact.is_empty() {
-                return Err(RunError::UnknownRecord { name: r.clone(), valid: all.iter().map(|(n, _)| n.clone()).take(40).collect() });
+                return Err(RunError::UnknownRecord {
+                    name: r.clone(),
+                    valid: all.iter().map(|(n, _)| n.clone()).take(40).collect(),
+                });
             }
             v.extend(exact);
         }
         v
     };
-    let chosen: Vec<Probe> = names.iter().map(|n| all.iter().find(|(m, _)| m == n).map(|(_, p)| *p).expect("probe exists")).collect();
+    let chosen: Vec<Probe> = names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .find(|(m, _)| m == n)
+                .map(|(_, p)| *p)
+                .expect("probe exists")
+        })
+        .collect();
     header(&names);
     let mut sim = Sim::new(flat, spec)?;
     let mut vals = vec![0.0; chosen.len()];
@@ -366,7 +496,12 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
     let mut steps_done = 0u64;
     match flat.time {
         TimeKind::Discrete | TimeKind::Stateless => {
-            let steps = spec.steps.or(spec.until.map(|u| u.round() as u64)).ok_or_else(|| RunError::Setting("give `steps N` (or `until T`) for a discrete system".into()))?;
+            let steps = spec
+                .steps
+                .or(spec.until.map(|u| u.round() as u64))
+                .ok_or_else(|| {
+                    RunError::Setting("give `steps N` (or `until T`) for a discrete system".into())
+                })?;
             let every = spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1);
             let mut next = sim.x.clone();
             for k in 1..=steps {
@@ -384,23 +519,37 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
         }
         TimeKind::Continuous => {
             if !(spec.dt > 0.0 && spec.dt.is_finite()) {
-                return Err(RunError::Setting(format!("the step dt must be positive, not {}", spec.dt)));
+                return Err(RunError::Setting(format!(
+                    "the step dt must be positive, not {}",
+                    spec.dt
+                )));
             }
             let until = match (spec.until, spec.steps) {
                 (Some(u), _) => u,
                 (None, Some(s)) => s as f64 * spec.dt,
-                (None, None) => return Err(RunError::Setting("give `until T` (or `steps N`)".into())),
+                (None, None) => {
+                    return Err(RunError::Setting("give `until T` (or `steps N`)".into()));
+                }
             };
             let every = spec.every.unwrap_or(spec.dt);
-            if !(every > 0.0) {
-                return Err(RunError::Setting("the recording interval must be positive".into()));
+            if every.is_nan() || every <= 0.0 {
+                return Err(RunError::Setting(
+                    "the recording interval must be positive".into(),
+                ));
             }
             let n_rec = (until / every + 1e-9).floor() as u64;
             let mut t = 0.0;
             let mut out = vec![0.0; sim.x.len()];
-            let noisy = flat.program.systems.iter().any(|s| s.updates.iter().any(|a| has_randn(&a.value)));
+            let noisy = flat
+                .program
+                .systems
+                .iter()
+                .any(|s| s.updates.iter().any(|a| has_randn(&a.value)));
             if noisy && spec.method != Method::Euler {
-                return Err(RunError::Setting("a system with `randn()` in `der` runs with `--method euler` (Euler–Maruyama)".into()));
+                return Err(RunError::Setting(
+                    "a system with `randn()` in `der` runs with `--method euler` (Euler–Maruyama)"
+                        .into(),
+                ));
             }
             if noisy {
                 sim.m.noise_scale = 1.0 / spec.dt.sqrt();
@@ -454,7 +603,11 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
                                     sim.events()?;
                                 }
                                 steps_done += 1;
-                                let fac = if errn == 0.0 { 5.0 } else { (0.9 * errn.powf(-0.2)).clamp(0.2, 5.0) };
+                                let fac = if errn == 0.0 {
+                                    5.0
+                                } else {
+                                    (0.9 * errn.powf(-0.2)).clamp(0.2, 5.0)
+                                };
                                 h = (step * fac).max(1e-14);
                             } else {
                                 h = step * (0.9 * errn.powf(-0.2)).clamp(0.1, 0.9);

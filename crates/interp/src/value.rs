@@ -29,7 +29,9 @@ impl Val {
             Val::S(data[0])
         } else {
             let dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-            Val::T(ArrayD::from_shape_vec(IxDyn(&dims), data.to_vec()).expect("slots match the shape"))
+            Val::T(
+                ArrayD::from_shape_vec(IxDyn(&dims), data.to_vec()).expect("slots match the shape"),
+            )
         }
     }
 

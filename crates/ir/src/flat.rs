@@ -158,7 +158,15 @@ pub fn eval_index(e: &Expr, loops: &[i64]) -> Option<i64> {
 
 /// Flattens a program.
 pub fn flatten(program: Program) -> Result<Flat, Box<Diagnostic>> {
-    let mut f = Flat { groups: vec![], n_state: 0, n_signal: 0, n_param: 0, schedule: vec![], time: TimeKind::Stateless, program };
+    let mut f = Flat {
+        groups: vec![],
+        n_state: 0,
+        n_signal: 0,
+        n_param: 0,
+        schedule: vec![],
+        time: TimeKind::Stateless,
+        program,
+    };
     f.add_group(f.program.root, vec![], 1, None);
     f.time = f
         .groups
@@ -171,21 +179,55 @@ pub fn flatten(program: Program) -> Result<Flat, Box<Diagnostic>> {
 }
 
 impl Flat {
-    fn add_group(&mut self, sys: u32, path: Vec<(String, Option<u64>)>, count: u64, parent: Option<(u32, u32)>) -> u32 {
+    fn add_group(
+        &mut self,
+        sys: u32,
+        path: Vec<(String, Option<u64>)>,
+        count: u64,
+        parent: Option<(u32, u32)>,
+    ) -> u32 {
         let s = &self.program.systems[sys as usize];
         let mut off = 0;
-        let state_off: Vec<usize> = s.states.iter().map(|(sl, _)| { let o = off; off += slots(&sl.shape); o }).collect();
+        let state_off: Vec<usize> = s
+            .states
+            .iter()
+            .map(|(sl, _)| {
+                let o = off;
+                off += slots(&sl.shape);
+                o
+            })
+            .collect();
         let state_stride = off;
         let mut off = 0;
-        let mut alloc = |v: &Vec<Slot>| -> Vec<usize> { v.iter().map(|sl| { let o = off; off += slots(&sl.shape).max(1); o }).collect() };
+        let mut alloc = |v: &Vec<Slot>| -> Vec<usize> {
+            v.iter()
+                .map(|sl| {
+                    let o = off;
+                    off += slots(&sl.shape).max(1);
+                    o
+                })
+                .collect()
+        };
         let in_off = alloc(&s.inputs);
         let out_off = alloc(&s.outputs);
         let let_slots: Vec<Slot> = s.lets.iter().map(|(sl, _)| sl.clone()).collect();
         let let_off = alloc(&let_slots);
-        let mode_off = matches!(s.readout, Readout::Mode(..)).then(|| { let o = off; off += 1; o });
+        let mode_off = matches!(s.readout, Readout::Mode(..)).then(|| {
+            let o = off;
+            off += 1;
+            o
+        });
         let sig_stride = off;
         let mut poff = 0;
-        let param_off: Vec<usize> = s.params.iter().map(|(sl, _)| { let o = poff; poff += slots(&sl.shape).max(1); o }).collect();
+        let param_off: Vec<usize> = s
+            .params
+            .iter()
+            .map(|(sl, _)| {
+                let o = poff;
+                poff += slots(&sl.shape).max(1);
+                o
+            })
+            .collect();
         let id = self.groups.len() as u32;
         let g = Group {
             system: sys,
@@ -213,14 +255,26 @@ impl Flat {
         for (bi, b) in boxes.iter().enumerate() {
             let mut p = path.clone();
             p.push((b.name.clone(), b.count));
-            let c = self.add_group(b.system, p, count * b.count.unwrap_or(1), Some((id, bi as u32)));
+            let c = self.add_group(
+                b.system,
+                p,
+                count * b.count.unwrap_or(1),
+                Some((id, bi as u32)),
+            );
             self.groups[id as usize].children.push(c);
         }
         id
     }
 
     /// Signal slots an expression reads in element `e` of group `g`.
-    fn reads(&self, g: u32, e: u64, x: &Expr, loops: &[i64], out: &mut Vec<usize>) -> Result<(), Box<Diagnostic>> {
+    fn reads(
+        &self,
+        g: u32,
+        e: u64,
+        x: &Expr,
+        loops: &[i64],
+        out: &mut Vec<usize>,
+    ) -> Result<(), Box<Diagnostic>> {
         let grp = &self.groups[g as usize];
         match x {
             Expr::Input(i) => out.push(grp.sig(e, grp.in_off[*i as usize])),
@@ -230,10 +284,18 @@ impl Flat {
                 let bx = &self.program.systems[grp.system as usize].boxes[*b as usize];
                 let k = match index {
                     Some(i) => {
-                        let k = eval_index(i, loops).ok_or_else(|| err(bx.span, "a box index that is not known at compile time".into()))?;
+                        let k = eval_index(i, loops).ok_or_else(|| {
+                            err(
+                                bx.span,
+                                "a box index that is not known at compile time".into(),
+                            )
+                        })?;
                         let n = bx.count.unwrap_or(1) as i64;
                         if k < 0 || k >= n {
-                            return Err(err(bx.span, format!("index {k} out of range for `{}`", bx.name)));
+                            return Err(err(
+                                bx.span,
+                                format!("index {k} out of range for `{}`", bx.name),
+                            ));
                         }
                         k as u64
                     }
@@ -266,25 +328,49 @@ impl Flat {
                     self.reads(g, e, i, loops, out)?;
                 }
             }
-            Expr::Const(_) | Expr::Param(_) | Expr::State(_) | Expr::Loop(_) | Expr::Arg(_) | Expr::Time | Expr::Randn => {}
+            Expr::Const(_)
+            | Expr::Param(_)
+            | Expr::State(_)
+            | Expr::Loop(_)
+            | Expr::Arg(_)
+            | Expr::Time
+            | Expr::Randn => {}
         }
         Ok(())
     }
 
     /// Enumerates the iterations of a wire's loops: (loop values, target element).
-    pub fn wire_items(&self, g: u32, e: u64, w: &Wire) -> Result<Vec<(Vec<i64>, u64)>, Box<Diagnostic>> {
+    pub fn wire_items(
+        &self,
+        g: u32,
+        e: u64,
+        w: &Wire,
+    ) -> Result<Vec<(Vec<i64>, u64)>, Box<Diagnostic>> {
         let mut out = Vec::new();
         let mut vals = Vec::new();
         self.iterate(g, e, w, 0, &mut vals, &mut out)?;
         Ok(out)
     }
 
-    fn iterate(&self, g: u32, e: u64, w: &Wire, depth: usize, vals: &mut Vec<i64>, out: &mut Vec<(Vec<i64>, u64)>) -> Result<(), Box<Diagnostic>> {
+    fn iterate(
+        &self,
+        g: u32,
+        e: u64,
+        w: &Wire,
+        depth: usize,
+        vals: &mut Vec<i64>,
+        out: &mut Vec<(Vec<i64>, u64)>,
+    ) -> Result<(), Box<Diagnostic>> {
         if depth == w.loops.len() {
             let grp = &self.groups[g as usize];
             let bx = &self.program.systems[grp.system as usize].boxes[w.b as usize];
             let k = match &w.index {
-                Some(i) => eval_index(i, vals).ok_or_else(|| err(w.span, "a box index that is not known at compile time".into()))?,
+                Some(i) => eval_index(i, vals).ok_or_else(|| {
+                    err(
+                        w.span,
+                        "a box index that is not known at compile time".into(),
+                    )
+                })?,
                 None => 0,
             };
             out.push((vals.clone(), e * bx.count.unwrap_or(1) + k as u64));
@@ -292,8 +378,10 @@ impl Flat {
         }
         let (_, lo, hi) = &w.loops[depth];
         let (a, b) = (
-            eval_index(lo, vals).ok_or_else(|| err(w.span, "a loop bound not known at compile time".into()))?,
-            eval_index(hi, vals).ok_or_else(|| err(w.span, "a loop bound not known at compile time".into()))?,
+            eval_index(lo, vals)
+                .ok_or_else(|| err(w.span, "a loop bound not known at compile time".into()))?,
+            eval_index(hi, vals)
+                .ok_or_else(|| err(w.span, "a loop bound not known at compile time".into()))?,
         );
         for i in a..b {
             vals.push(i);
@@ -315,26 +403,46 @@ impl Flat {
             let g = gi as u32;
             let sys = &self.program.systems[grp.system as usize];
             for e in 0..grp.count {
-                let item = Item { elem: e, loops: vec![], target: 0 };
+                let item = Item {
+                    elem: e,
+                    loops: vec![],
+                    target: 0,
+                };
                 for (l, (_, x)) in sys.lets.iter().enumerate() {
                     let mut r = vec![];
                     self.reads(g, e, x, &[], &mut r)?;
-                    prods.push(Prod { kind: OpKind::Let(g, l as u32), item: item.clone(), writes: vec![grp.sig(e, grp.let_off[l])], reads: r });
+                    prods.push(Prod {
+                        kind: OpKind::Let(g, l as u32),
+                        item: item.clone(),
+                        writes: vec![grp.sig(e, grp.let_off[l])],
+                        reads: r,
+                    });
                 }
                 match &sys.readout {
                     Readout::Ports(xs) => {
                         for (p, x) in xs.iter().enumerate() {
                             let mut r = vec![];
                             self.reads(g, e, x, &[], &mut r)?;
-                            prods.push(Prod { kind: OpKind::Out(g, p as u32), item: item.clone(), writes: vec![grp.sig(e, grp.out_off[p])], reads: r });
+                            prods.push(Prod {
+                                kind: OpKind::Out(g, p as u32),
+                                item: item.clone(),
+                                writes: vec![grp.sig(e, grp.out_off[p])],
+                                reads: r,
+                            });
                         }
                     }
                     Readout::Mode(x, _, _) => {
                         let mut r = vec![];
                         self.reads(g, e, x, &[], &mut r)?;
-                        let mut w: Vec<usize> = grp.out_off.iter().map(|o| grp.sig(e, *o)).collect();
+                        let mut w: Vec<usize> =
+                            grp.out_off.iter().map(|o| grp.sig(e, *o)).collect();
                         w.push(grp.sig(e, grp.mode_off.expect("mode slot")));
-                        prods.push(Prod { kind: OpKind::Mode(g), item: item.clone(), writes: w, reads: r });
+                        prods.push(Prod {
+                            kind: OpKind::Mode(g),
+                            item: item.clone(),
+                            writes: w,
+                            reads: r,
+                        });
                     }
                 }
                 for (wi, w) in sys.wires.iter().enumerate() {
@@ -344,7 +452,11 @@ impl Flat {
                         self.reads(g, e, &w.value, &loops, &mut r)?;
                         prods.push(Prod {
                             kind: OpKind::Wire(g, wi as u32),
-                            item: Item { elem: e, loops, target },
+                            item: Item {
+                                elem: e,
+                                loops,
+                                target,
+                            },
                             writes: vec![child.sig(target, child.in_off[w.port as usize])],
                             reads: r,
                         });
@@ -363,12 +475,19 @@ impl Flat {
         let mut indeg = vec![0u32; n];
         let mut dependents: Vec<Vec<u32>> = vec![vec![]; n];
         for (i, p) in prods.iter().enumerate() {
-            let mut deps: Vec<u32> = p.reads.iter().filter_map(|r| (producer[*r] != u32::MAX).then_some(producer[*r])).collect();
+            let mut deps: Vec<u32> = p
+                .reads
+                .iter()
+                .filter_map(|r| (producer[*r] != u32::MAX).then_some(producer[*r]))
+                .collect();
             deps.sort_unstable();
             deps.dedup();
             for d in deps {
                 if d as usize == i {
-                    return Err(err(Span::default(), "a value that depends on itself in the same step".into()));
+                    return Err(err(
+                        Span::default(),
+                        "a value that depends on itself in the same step".into(),
+                    ));
                 }
                 indeg[i] += 1;
                 dependents[d as usize].push(i as u32);
@@ -407,10 +526,19 @@ impl Flat {
                     }
                 }
             }
-            self.schedule.push(Op { kind: k, items: items.iter().map(|&i| prods[i as usize].item.clone()).collect() });
+            self.schedule.push(Op {
+                kind: k,
+                items: items
+                    .iter()
+                    .map(|&i| prods[i as usize].item.clone())
+                    .collect(),
+            });
         }
         if done != n {
-            return Err(err(Span::default(), "an algebraic loop remained after checking".into()));
+            return Err(err(
+                Span::default(),
+                "an algebraic loop remained after checking".into(),
+            ));
         }
         Ok(())
     }

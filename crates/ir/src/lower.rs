@@ -41,7 +41,10 @@ pub fn shape_of(t: &Ty, span: Span) -> R<Shape> {
             .iter()
             .map(|d| match d {
                 Dim::Known(n) => Ok(*n),
-                Dim::Param(p) => Err(unsupported(span, &format!("a tensor of symbolic size `{p}`"))),
+                Dim::Param(p) => Err(unsupported(
+                    span,
+                    &format!("a tensor of symbolic size `{p}`"),
+                )),
             })
             .collect(),
         Ty::Record(_) => Err(unsupported(span, "a record value")),
@@ -51,9 +54,20 @@ pub fn shape_of(t: &Ty, span: Span) -> R<Shape> {
 
 /// Lowers the program rooted at `root`.
 pub fn lower(checked: &Checked, root: &Rc<SystemSig>) -> Result<Program, Box<Diagnostic>> {
-    let mut l = Lowerer { checked, systems: vec![], by_sig: HashMap::new(), fns: vec![], fn_ids: HashMap::new(), loops: vec![] };
+    let mut l = Lowerer {
+        checked,
+        systems: vec![],
+        by_sig: HashMap::new(),
+        fns: vec![],
+        fn_ids: HashMap::new(),
+        loops: vec![],
+    };
     let root = l.system(root)?;
-    Ok(Program { systems: l.systems, fns: l.fns, root })
+    Ok(Program {
+        systems: l.systems,
+        fns: l.fns,
+        root,
+    })
 }
 
 struct Lowerer<'a> {
@@ -93,7 +107,8 @@ impl<'a> Lowerer<'a> {
     }
 
     fn system(&mut self, sig: &Rc<SystemSig>) -> R<u32> {
-        let mut sizes: Vec<(String, u64)> = sig.sizes.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut sizes: Vec<(String, u64)> =
+            sig.sizes.iter().map(|(k, v)| (k.clone(), *v)).collect();
         sizes.sort();
         let key = (sig.item, sizes);
         if let Some(&i) = self.by_sig.get(&key) {
@@ -112,22 +127,54 @@ impl<'a> Lowerer<'a> {
             states: sig.states.iter().map(|s| s.0.clone()).collect(),
             inputs: ins.iter().map(|(p, _)| p.name.clone()).collect(),
             outputs: outs.iter().map(|(p, _)| p.name.clone()).collect(),
-            boxes: sig.boxes.iter().map(|b| (b.name.clone(), b.sys.clone())).collect(),
+            boxes: sig
+                .boxes
+                .iter()
+                .map(|b| (b.name.clone(), b.sys.clone()))
+                .collect(),
             sizes: sig.sizes.clone(),
             modes: if iface.moded {
-                iface.modes.iter().map(|m| (m.name.clone(), m.outs.iter().map(|p| p.name.clone()).collect())).collect()
+                iface
+                    .modes
+                    .iter()
+                    .map(|m| {
+                        (
+                            m.name.clone(),
+                            m.outs.iter().map(|p| p.name.clone()).collect(),
+                        )
+                    })
+                    .collect()
             } else {
                 vec![]
             },
             ..Scope::default()
         };
-        let slot = |name: &str, t: &Ty, span: Span| -> R<Slot> { Ok(Slot { name: name.to_string(), shape: shape_of(t, span)?, kind: kind_of(t), span }) };
-        let inputs = ins.iter().map(|(p, _)| slot(&p.name, &p.ty, p.span)).collect::<R<Vec<_>>>()?;
-        let outputs = outs.iter().map(|(p, _)| slot(&p.name, &p.ty, p.span)).collect::<R<Vec<_>>>()?;
+        let slot = |name: &str, t: &Ty, span: Span| -> R<Slot> {
+            Ok(Slot {
+                name: name.to_string(),
+                shape: shape_of(t, span)?,
+                kind: kind_of(t),
+                span,
+            })
+        };
+        let inputs = ins
+            .iter()
+            .map(|(p, _)| slot(&p.name, &p.ty, p.span))
+            .collect::<R<Vec<_>>>()?;
+        let outputs = outs
+            .iter()
+            .map(|(p, _)| slot(&p.name, &p.ty, p.span))
+            .collect::<R<Vec<_>>>()?;
         let mut boxes = Vec::new();
         for b in &sig.boxes {
             let child = self.system(&b.sys)?;
-            boxes.push(BoxInst { name: b.name.clone(), count: b.count, system: child, args: vec![None; b.sys.params.len()], span: b.span });
+            boxes.push(BoxInst {
+                name: b.name.clone(),
+                count: b.count,
+                system: child,
+                args: vec![None; b.sys.params.len()],
+                span: b.span,
+            });
         }
         let mut sys = System {
             name: sig.name.clone(),
@@ -160,28 +207,71 @@ impl<'a> Lowerer<'a> {
         Ok(id)
     }
 
-    fn body_item(&mut self, sc: &mut Scope, sys: &mut System, sig: &SystemSig, it: &ast::SysItem, time: &mut TimeKind) -> R<()> {
+    fn body_item(
+        &mut self,
+        sc: &mut Scope,
+        sys: &mut System,
+        sig: &SystemSig,
+        it: &ast::SysItem,
+        time: &mut TimeKind,
+    ) -> R<()> {
         match &it.kind {
             SysItemKind::Param { name, default, .. } => {
-                let p = sig.params.iter().find(|p| p.name == name.name).expect("checked param");
+                let p = sig
+                    .params
+                    .iter()
+                    .find(|p| p.name == name.name)
+                    .expect("checked param");
                 let d = match default {
                     Some(d) => Some(self.expr(sc, d, Some(&p.ty))?),
                     None => None,
                 };
-                sys.params.push((Slot { name: p.name.clone(), shape: shape_of(&p.ty, p.span)?, kind: kind_of(&p.ty), span: p.span }, d));
+                sys.params.push((
+                    Slot {
+                        name: p.name.clone(),
+                        shape: shape_of(&p.ty, p.span)?,
+                        kind: kind_of(&p.ty),
+                        span: p.span,
+                    },
+                    d,
+                ));
             }
             SysItemKind::State { name, init, .. } => {
-                let t = sig.states.iter().find(|s| s.0 == name.name).map(|s| s.1.clone()).unwrap_or(Ty::Error);
+                let t = sig
+                    .states
+                    .iter()
+                    .find(|s| s.0 == name.name)
+                    .map(|s| s.1.clone())
+                    .unwrap_or(Ty::Error);
                 let v = self.expr(sc, init, Some(&t))?;
-                sys.states.push((Slot { name: name.name.clone(), shape: shape_of(&t, name.span)?, kind: kind_of(&t), span: name.span }, v));
+                sys.states.push((
+                    Slot {
+                        name: name.name.clone(),
+                        shape: shape_of(&t, name.span)?,
+                        kind: kind_of(&t),
+                        span: name.span,
+                    },
+                    v,
+                ));
             }
             SysItemKind::Let { name, value, .. } => {
                 let t = self.ty(sc, value);
                 let v = self.expr(sc, value, None)?;
-                sys.lets.push((Slot { name: name.name.clone(), shape: shape_of(&t, name.span)?, kind: kind_of(&t), span: name.span }, v));
+                sys.lets.push((
+                    Slot {
+                        name: name.name.clone(),
+                        shape: shape_of(&t, name.span)?,
+                        kind: kind_of(&t),
+                        span: name.span,
+                    },
+                    v,
+                ));
                 sc.lets.push(name.name.clone());
             }
-            SysItemKind::Out { name: Some(n), value } => {
+            SysItemKind::Out {
+                name: Some(n),
+                value,
+            } => {
                 let i = pos(&sc.outputs, &n.name).expect("checked out port");
                 let t = sig.iface.all_outs()[i as usize].0.ty.clone();
                 let v = self.expr(sc, value, Some(&t))?;
@@ -192,25 +282,53 @@ impl<'a> Lowerer<'a> {
             SysItemKind::Out { name: None, value } => {
                 let v = self.expr(sc, value, None)?;
                 let names: Vec<String> = sc.modes.iter().map(|m| m.0.clone()).collect();
-                let ports: Vec<Vec<u32>> = sc.modes.iter().map(|m| m.1.iter().map(|p| pos(&sc.outputs, p).expect("mode port")).collect()).collect();
+                let ports: Vec<Vec<u32>> = sc
+                    .modes
+                    .iter()
+                    .map(|m| {
+                        m.1.iter()
+                            .map(|p| pos(&sc.outputs, p).expect("mode port"))
+                            .collect()
+                    })
+                    .collect();
                 sys.readout = Readout::Mode(v, names, ports);
             }
-            SysItemKind::Update { kind, target, value, .. } => {
-                *time = if *kind == UpdateKind::Next { TimeKind::Discrete } else { TimeKind::Continuous };
+            SysItemKind::Update {
+                kind,
+                target,
+                value,
+                ..
+            } => {
+                *time = if *kind == UpdateKind::Next {
+                    TimeKind::Discrete
+                } else {
+                    TimeKind::Continuous
+                };
                 let s = pos(&sc.states, &target.name).expect("checked state");
                 let t = sig.states[s as usize].1.clone();
                 let v = self.expr(sc, value, Some(&t))?;
                 sys.updates.push(Assign { state: s, value: v });
             }
             SysItemKind::UpdateMatch { kind, arms, .. } => {
-                *time = if *kind == UpdateKind::Next { TimeKind::Discrete } else { TimeKind::Continuous };
+                *time = if *kind == UpdateKind::Next {
+                    TimeKind::Discrete
+                } else {
+                    TimeKind::Continuous
+                };
                 for arm in arms {
-                    let m = sc.modes.iter().position(|x| x.0 == arm.mode.name).expect("checked mode") as u32;
+                    let m = sc
+                        .modes
+                        .iter()
+                        .position(|x| x.0 == arm.mode.name)
+                        .expect("checked mode") as u32;
                     let mut assigns = Vec::new();
                     for a in &arm.body {
                         let s = pos(&sc.states, &a.target.name).expect("checked state");
                         let t = sig.states[s as usize].1.clone();
-                        assigns.push(Assign { state: s, value: self.expr(sc, &a.value, Some(&t))? });
+                        assigns.push(Assign {
+                            state: s,
+                            value: self.expr(sc, &a.value, Some(&t))?,
+                        });
                     }
                     sys.mode_updates.push((m, assigns));
                 }
@@ -222,32 +340,61 @@ impl<'a> Lowerer<'a> {
                 for a in body {
                     let s = pos(&sc.states, &a.target.name).expect("checked state");
                     let t = sig.states[s as usize].1.clone();
-                    assigns.push(Assign { state: s, value: self.expr(sc, &a.value, Some(&t))? });
+                    assigns.push(Assign {
+                        state: s,
+                        value: self.expr(sc, &a.value, Some(&t))?,
+                    });
                 }
-                sys.events.push(Event { cond: c, assigns, span: it.span });
+                sys.events.push(Event {
+                    cond: c,
+                    assigns,
+                    span: it.span,
+                });
             }
             SysItemKind::Box { name, args, .. } => {
-                let bi = sc.boxes.iter().position(|b| b.0 == name.name).expect("checked box");
+                let bi = sc
+                    .boxes
+                    .iter()
+                    .position(|b| b.0 == name.name)
+                    .expect("checked box");
                 let child = sc.boxes[bi].1.clone();
                 for a in args {
                     let Some(pn) = &a.name else { continue };
-                    let pi = child.params.iter().position(|p| p.name == pn.name).expect("checked param");
+                    let pi = child
+                        .params
+                        .iter()
+                        .position(|p| p.name == pn.name)
+                        .expect("checked param");
                     let v = self.expr(sc, &a.value, Some(&child.params[pi].ty))?;
                     sys.boxes[bi].args[pi] = Some(v);
                 }
             }
             SysItemKind::Wire { target, value } => {
-                let bi = sc.boxes.iter().position(|b| b.0 == target.boxname.name).expect("checked box");
+                let bi = sc
+                    .boxes
+                    .iter()
+                    .position(|b| b.0 == target.boxname.name)
+                    .expect("checked box");
                 let child = sc.boxes[bi].1.clone();
                 let ins = child.iface.all_ins();
-                let pi = ins.iter().position(|(p, _)| p.name == target.port.name).expect("checked port");
+                let pi = ins
+                    .iter()
+                    .position(|(p, _)| p.name == target.port.name)
+                    .expect("checked port");
                 let pt = ins[pi].0.ty.clone();
                 let index = match &target.index {
                     Some(i) => Some(self.expr(sc, i, None)?),
                     None => None,
                 };
                 let v = self.expr(sc, value, Some(&pt))?;
-                sys.wires.push(Wire { loops: self.loops.clone(), b: bi as u32, index, port: pi as u32, value: v, span: it.span });
+                sys.wires.push(Wire {
+                    loops: self.loops.clone(),
+                    b: bi as u32,
+                    index,
+                    port: pi as u32,
+                    value: v,
+                    span: it.span,
+                });
             }
             SysItemKind::For { var, lo, hi, body } => {
                 let l = self.expr(sc, lo, None)?;
@@ -284,7 +431,11 @@ fn num_of(k: Kind) -> Num {
 impl<'a> Lowerer<'a> {
     /// The checker's type of `e` in the scope's context.
     fn ty(&self, sc: &Scope, e: &ast::Expr) -> Ty {
-        self.checked.typeck.get(sc.ctx, e).cloned().unwrap_or(Ty::Error)
+        self.checked
+            .typeck
+            .get(sc.ctx, e)
+            .cloned()
+            .unwrap_or(Ty::Error)
     }
 
     /// Lowers `e`, converting to Real when `want` holds Reals and `e` holds integers.
@@ -292,7 +443,13 @@ impl<'a> Lowerer<'a> {
         let t = self.ty(sc, e);
         let v = self.expr_raw(sc, e, &t)?;
         Ok(match want {
-            Some(w) if kind_of(w) == Kind::Real && kind_of(&t) != Kind::Real && !matches!(w, Ty::Modes(_)) => to_real(v),
+            Some(w)
+                if kind_of(w) == Kind::Real
+                    && kind_of(&t) != Kind::Real
+                    && !matches!(w, Ty::Modes(_)) =>
+            {
+                to_real(v)
+            }
             _ => v,
         })
     }
@@ -301,19 +458,28 @@ impl<'a> Lowerer<'a> {
         match self.checked.scopes[module].get(&name.name) {
             Some(Binding::Item(id)) => match &self.item(*id).kind {
                 ItemKind::Const(c) => {
-                    let sc = Scope { module: id.module, ctx: 0, ..Scope::default() };
+                    let sc = Scope {
+                        module: id.module,
+                        ctx: 0,
+                        ..Scope::default()
+                    };
                     let want = self.checked.typeck.get(0, &c.value).cloned();
                     let declared = c.ty.is_some();
                     let v = self.expr(&sc, &c.value, None)?;
                     // A const declared Real with an Int initialiser is Real.
-                    Ok(if declared && want.as_ref().is_some_and(|w| kind_of(w) != Kind::Real) {
-                        let decl_real = matches!(c.ty.as_ref().map(|t| &t.kind), Some(ast::TypeKind::Named(p)) if p.len() == 1 && p[0].name == "Real");
-                        if decl_real { to_real(v) } else { v }
-                    } else {
-                        v
-                    })
+                    Ok(
+                        if declared && want.as_ref().is_some_and(|w| kind_of(w) != Kind::Real) {
+                            let decl_real = matches!(c.ty.as_ref().map(|t| &t.kind), Some(ast::TypeKind::Named(p)) if p.len() == 1 && p[0].name == "Real");
+                            if decl_real { to_real(v) } else { v }
+                        } else {
+                            v
+                        },
+                    )
                 }
-                _ => Err(unsupported(name.span, &format!("`{}` as a value", name.name))),
+                _ => Err(unsupported(
+                    name.span,
+                    &format!("`{}` as a value", name.name),
+                )),
             },
             Some(Binding::Variant(_, i)) => Ok(Expr::Const(*i as f64)),
             _ => Err(unsupported(name.span, &format!("the name `{}`", name.name))),
@@ -346,14 +512,28 @@ impl<'a> Lowerer<'a> {
         self.global(sc.module, name)
     }
 
-    fn box_out(&mut self, sc: &Scope, b: usize, index: Option<&ast::Expr>, port: &str, span: Span) -> R<Expr> {
+    fn box_out(
+        &mut self,
+        sc: &Scope,
+        b: usize,
+        index: Option<&ast::Expr>,
+        port: &str,
+        span: Span,
+    ) -> R<Expr> {
         let outs = sc.boxes[b].1.iface.all_outs();
-        let p = outs.iter().position(|(q, _)| q.name == port).ok_or_else(|| unsupported(span, "this port"))?;
+        let p = outs
+            .iter()
+            .position(|(q, _)| q.name == port)
+            .ok_or_else(|| unsupported(span, "this port"))?;
         let index = match index {
             Some(i) => Some(Box::new(self.expr(sc, i, None)?)),
             None => None,
         };
-        Ok(Expr::BoxOut { b: b as u32, index, port: p as u32 })
+        Ok(Expr::BoxOut {
+            b: b as u32,
+            index,
+            port: p as u32,
+        })
     }
 
     fn expr_raw(&mut self, sc: &Scope, e: &ast::Expr, t: &Ty) -> R<Expr> {
@@ -366,18 +546,40 @@ impl<'a> Lowerer<'a> {
             ExprKind::Unit => Expr::Const(0.0),
             ExprKind::Var(n) => self.var(sc, n)?,
             ExprKind::Field(base, f) => match &base.kind {
-                ExprKind::Var(b) if boxidx(sc, &b.name).is_some() => self.box_out(sc, boxidx(sc, &b.name).unwrap(), None, &f.name, e.span)?,
-                ExprKind::Index(bb, idx) if matches!(&bb.kind, ExprKind::Var(b) if boxidx(sc, &b.name).is_some()) => {
-                    let ExprKind::Var(b) = &bb.kind else { unreachable!() };
-                    self.box_out(sc, boxidx(sc, &b.name).unwrap(), Some(&idx[0]), &f.name, e.span)?
+                ExprKind::Var(b) if boxidx(sc, &b.name).is_some() => {
+                    self.box_out(sc, boxidx(sc, &b.name).unwrap(), None, &f.name, e.span)?
+                }
+                ExprKind::Index(bb, idx) if matches!(&bb.kind, ExprKind::Var(b) if boxidx(sc, &b.name).is_some()) =>
+                {
+                    let ExprKind::Var(b) = &bb.kind else {
+                        unreachable!()
+                    };
+                    self.box_out(
+                        sc,
+                        boxidx(sc, &b.name).unwrap(),
+                        Some(&idx[0]),
+                        &f.name,
+                        e.span,
+                    )?
                 }
                 ExprKind::Field(inner, g) => {
                     let full = format!("{}.{}", g.name, f.name);
                     match &inner.kind {
-                        ExprKind::Var(b) if boxidx(sc, &b.name).is_some() => self.box_out(sc, boxidx(sc, &b.name).unwrap(), None, &full, e.span)?,
-                        ExprKind::Index(bb, idx) if matches!(&bb.kind, ExprKind::Var(b) if boxidx(sc, &b.name).is_some()) => {
-                            let ExprKind::Var(b) = &bb.kind else { unreachable!() };
-                            self.box_out(sc, boxidx(sc, &b.name).unwrap(), Some(&idx[0]), &full, e.span)?
+                        ExprKind::Var(b) if boxidx(sc, &b.name).is_some() => {
+                            self.box_out(sc, boxidx(sc, &b.name).unwrap(), None, &full, e.span)?
+                        }
+                        ExprKind::Index(bb, idx) if matches!(&bb.kind, ExprKind::Var(b) if boxidx(sc, &b.name).is_some()) =>
+                        {
+                            let ExprKind::Var(b) = &bb.kind else {
+                                unreachable!()
+                            };
+                            self.box_out(
+                                sc,
+                                boxidx(sc, &b.name).unwrap(),
+                                Some(&idx[0]),
+                                &full,
+                                e.span,
+                            )?
                         }
                         _ => return Err(unsupported(e.span, "field access on a record")),
                     }
@@ -389,9 +591,18 @@ impl<'a> Lowerer<'a> {
                     } else {
                         match self.checked.scopes[sc.module].get(&g.name) {
                             Some(Binding::Module(m)) => self.global(*m, f)?,
-                            Some(Binding::Item(id)) if matches!(self.item(*id).kind, ItemKind::Enum(_)) => {
-                                let ItemKind::Enum(en) = &self.item(*id).kind else { unreachable!() };
-                                Expr::Const(en.variants.iter().position(|v| v.name == f.name).unwrap_or(0) as f64)
+                            Some(Binding::Item(id))
+                                if matches!(self.item(*id).kind, ItemKind::Enum(_)) =>
+                            {
+                                let ItemKind::Enum(en) = &self.item(*id).kind else {
+                                    unreachable!()
+                                };
+                                Expr::Const(
+                                    en.variants
+                                        .iter()
+                                        .position(|v| v.name == f.name)
+                                        .unwrap_or(0) as f64,
+                                )
                             }
                             _ => return Err(unsupported(e.span, "field access on a record")),
                         }
@@ -401,18 +612,28 @@ impl<'a> Lowerer<'a> {
             },
             ExprKind::Index(base, idx) => {
                 let b = self.expr(sc, base, None)?;
-                let is = idx.iter().map(|i| self.expr(sc, i, None)).collect::<R<Vec<_>>>()?;
+                let is = idx
+                    .iter()
+                    .map(|i| self.expr(sc, i, None))
+                    .collect::<R<Vec<_>>>()?;
                 Expr::Index(Box::new(b), is)
             }
             ExprKind::Call(f, args) => self.call(sc, f, args, t, e.span)?,
             ExprKind::Unary(op, a) => {
                 let v = self.expr(sc, a, Some(t))?;
-                Expr::Un(if *op == UnOp::Neg { Un::Neg } else { Un::Not }, Box::new(v))
+                Expr::Un(
+                    if *op == UnOp::Neg { Un::Neg } else { Un::Not },
+                    Box::new(v),
+                )
             }
             ExprKind::Binary(op, a, b) => self.binary(sc, *op, a, b, t)?,
             ExprKind::If(c, a, b) => {
                 let c = self.expr(sc, c, None)?;
-                Expr::If(Box::new(c), Box::new(self.expr(sc, a, Some(t))?), Box::new(self.expr(sc, b, Some(t))?))
+                Expr::If(
+                    Box::new(c),
+                    Box::new(self.expr(sc, a, Some(t))?),
+                    Box::new(self.expr(sc, b, Some(t))?),
+                )
             }
             ExprKind::Match(scrut, arms) => {
                 let st = self.ty(sc, scrut);
@@ -425,14 +646,22 @@ impl<'a> Lowerer<'a> {
                         Pattern::Int(n, _) => Some(n.parse::<i64>().unwrap_or(0) as f64),
                         Pattern::Bool(b, _) => Some(if *b { 1.0 } else { 0.0 }),
                         Pattern::Name(n) => match &st {
-                            Ty::Enum(en) => Some(en.variants.iter().position(|v| *v == n.name).unwrap_or(0) as f64),
+                            Ty::Enum(en) => {
+                                Some(en.variants.iter().position(|v| *v == n.name).unwrap_or(0)
+                                    as f64)
+                            }
                             _ => None,
                         },
                     };
                     out = Some(match (test, out) {
                         (None, _) | (_, None) => v,
                         (Some(k), Some(rest)) => Expr::If(
-                            Box::new(Expr::Bin(Bin::Eq, Num::Int, Box::new(s.clone()), Box::new(Expr::Const(k)))),
+                            Box::new(Expr::Bin(
+                                Bin::Eq,
+                                Num::Int,
+                                Box::new(s.clone()),
+                                Box::new(Expr::Const(k)),
+                            )),
                             Box::new(v),
                             Box::new(rest),
                         ),
@@ -446,15 +675,27 @@ impl<'a> Lowerer<'a> {
                     Ty::Tensor(el, _) => el.scalar(),
                     other => other.clone(),
                 };
-                Expr::Array(items.iter().map(|i| self.expr(sc, i, Some(&inner))).collect::<R<Vec<_>>>()?)
+                Expr::Array(
+                    items
+                        .iter()
+                        .map(|i| self.expr(sc, i, Some(&inner)))
+                        .collect::<R<Vec<_>>>()?,
+                )
             }
             ExprKind::Record(Some(name), fields) => match t {
                 Ty::Modes(m) => {
-                    let mi = m.modes.iter().position(|(n, _)| *n == name.name).ok_or_else(|| unsupported(e.span, "this mode"))?;
+                    let mi = m
+                        .modes
+                        .iter()
+                        .position(|(n, _)| *n == name.name)
+                        .ok_or_else(|| unsupported(e.span, "this mode"))?;
                     let (_, outs) = &m.modes[mi];
                     let mut vals = Vec::new();
                     for (pn, pt) in outs {
-                        let (_, fe) = fields.iter().find(|(f, _)| f.name == *pn).ok_or_else(|| unsupported(e.span, "a mode value with a missing port"))?;
+                        let (_, fe) =
+                            fields.iter().find(|(f, _)| f.name == *pn).ok_or_else(|| {
+                                unsupported(e.span, "a mode value with a missing port")
+                            })?;
                         vals.push(self.expr(sc, fe, Some(pt))?);
                     }
                     Expr::Mode(mi as u32, vals)
@@ -479,7 +720,13 @@ impl<'a> Lowerer<'a> {
             BinOp::And => (Bin::And, Kind::Bool),
             BinOp::Or => (Bin::Or, Kind::Bool),
             cmp => {
-                let k = if real { Kind::Real } else if kind_of(&ta) == Kind::Bool { Kind::Bool } else { Kind::Int };
+                let k = if real {
+                    Kind::Real
+                } else if kind_of(&ta) == Kind::Bool {
+                    Kind::Bool
+                } else {
+                    Kind::Int
+                };
                 let b2 = match cmp {
                     BinOp::Eq => Bin::Eq,
                     BinOp::Ne => Bin::Ne,
@@ -501,10 +748,22 @@ impl<'a> Lowerer<'a> {
                 y = to_real(y);
             }
         }
-        Ok(Expr::Bin(bin, num_of(operand_kind), Box::new(x), Box::new(y)))
+        Ok(Expr::Bin(
+            bin,
+            num_of(operand_kind),
+            Box::new(x),
+            Box::new(y),
+        ))
     }
 
-    fn call(&mut self, sc: &Scope, f: &ast::Expr, args: &[ast::Arg], t: &Ty, span: Span) -> R<Expr> {
+    fn call(
+        &mut self,
+        sc: &Scope,
+        f: &ast::Expr,
+        args: &[ast::Arg],
+        t: &Ty,
+        span: Span,
+    ) -> R<Expr> {
         let (module, name) = match &f.kind {
             ExprKind::Var(n) => (sc.module, n),
             ExprKind::Field(m, n) => match &m.kind {
@@ -516,32 +775,37 @@ impl<'a> Lowerer<'a> {
             },
             _ => return Err(unsupported(span, "this call")),
         };
-        if let Some(Binding::Item(id)) = self.checked.scopes[module].get(&name.name).copied() {
-            if let ItemKind::Fn(def) = &self.item(id).kind {
-                let fid = self.function(id)?;
-                // Declared parameter types come from the fn's own context.
-                let fctx = self.checked.fn_ctx.get(&id).copied().unwrap_or(0);
-                let mut vals = Vec::new();
-                let mut sizes: HashMap<String, u64> = HashMap::new();
-                for ((_, pt), a) in def.params.iter().zip(args) {
-                    let at = self.ty(sc, &a.value);
-                    let real = matches!(&pt.kind, ast::TypeKind::Named(p) if p[0].name == "Real") || matches!(&pt.kind, ast::TypeKind::Tensor(p, _) if p[0].name == "Real");
-                    let v = self.expr(sc, &a.value, None)?;
-                    vals.push(if real && kind_of(&at) != Kind::Real { to_real(v) } else { v });
-                    if let (ast::TypeKind::Tensor(_, dims), Ty::Tensor(_, ad)) = (&pt.kind, &at) {
-                        for (d, a) in dims.iter().zip(ad) {
-                            if let (ExprKind::Var(n), Dim::Known(k)) = (&d.kind, a) {
-                                sizes.insert(n.name.clone(), *k);
-                            }
+        if let Some(Binding::Item(id)) = self.checked.scopes[module].get(&name.name).copied()
+            && let ItemKind::Fn(def) = &self.item(id).kind
+        {
+            let fid = self.function(id)?;
+            // Declared parameter types come from the fn's own context.
+            let fctx = self.checked.fn_ctx.get(&id).copied().unwrap_or(0);
+            let mut vals = Vec::new();
+            let mut sizes: HashMap<String, u64> = HashMap::new();
+            for ((_, pt), a) in def.params.iter().zip(args) {
+                let at = self.ty(sc, &a.value);
+                let real = matches!(&pt.kind, ast::TypeKind::Named(p) if p[0].name == "Real")
+                    || matches!(&pt.kind, ast::TypeKind::Tensor(p, _) if p[0].name == "Real");
+                let v = self.expr(sc, &a.value, None)?;
+                vals.push(if real && kind_of(&at) != Kind::Real {
+                    to_real(v)
+                } else {
+                    v
+                });
+                if let (ast::TypeKind::Tensor(_, dims), Ty::Tensor(_, ad)) = (&pt.kind, &at) {
+                    for (d, a) in dims.iter().zip(ad) {
+                        if let (ExprKind::Var(n), Dim::Known(k)) = (&d.kind, a) {
+                            sizes.insert(n.name.clone(), *k);
                         }
                     }
                 }
-                let _ = fctx;
-                for s in &def.sizes {
-                    vals.push(Expr::Const(sizes.get(&s.name).copied().unwrap_or(0) as f64));
-                }
-                return Ok(Expr::Call(fid, vals));
             }
+            let _ = fctx;
+            for s in &def.sizes {
+                vals.push(Expr::Const(sizes.get(&s.name).copied().unwrap_or(0) as f64));
+            }
+            return Ok(Expr::Call(fid, vals));
         }
         let arg = |l: &mut Self, i: usize, want: Option<&Ty>| l.expr(sc, &args[i].value, want);
         let real = Ty::Real;
@@ -566,7 +830,11 @@ impl<'a> Lowerer<'a> {
             _ => None,
         };
         if let Some(u) = unary {
-            let want = if u == Un::Abs && kind_of(t) == Kind::Int { None } else { Some(&real) };
+            let want = if u == Un::Abs && kind_of(t) == Kind::Int {
+                None
+            } else {
+                Some(&real)
+            };
             return Ok(Expr::Un(u, Box::new(arg(self, 0, want)?)));
         }
         Ok(match name.name.as_str() {
@@ -597,15 +865,31 @@ impl<'a> Lowerer<'a> {
         if let Some(&f) = self.fn_ids.get(&id) {
             return Ok(f);
         }
-        let ItemKind::Fn(def) = &self.item(id).kind else { return Err(unsupported(Span::default(), "this fn")) };
+        let ItemKind::Fn(def) = &self.item(id).kind else {
+            return Err(unsupported(Span::default(), "this fn"));
+        };
         let ctx = self.checked.fn_ctx.get(&id).copied().unwrap_or(0);
         let mut args: Vec<String> = def.params.iter().map(|(n, _)| n.name.clone()).collect();
         args.extend(def.sizes.iter().map(|s| s.name.clone()));
-        let sc = Scope { module: id.module, ctx, args: args.clone(), ..Scope::default() };
-        let ret_real = matches!(&def.ret.kind, ast::TypeKind::Named(p) if p[0].name == "Real") || matches!(&def.ret.kind, ast::TypeKind::Tensor(p, _) if p[0].name == "Real");
-        let body = self.expr(&sc, &def.body, if ret_real { Some(&Ty::Real) } else { None })?;
+        let sc = Scope {
+            module: id.module,
+            ctx,
+            args: args.clone(),
+            ..Scope::default()
+        };
+        let ret_real = matches!(&def.ret.kind, ast::TypeKind::Named(p) if p[0].name == "Real")
+            || matches!(&def.ret.kind, ast::TypeKind::Tensor(p, _) if p[0].name == "Real");
+        let body = self.expr(
+            &sc,
+            &def.body,
+            if ret_real { Some(&Ty::Real) } else { None },
+        )?;
         let f = self.fns.len() as u32;
-        self.fns.push(Function { name: def.name.name.clone(), arity: args.len() as u32, body });
+        self.fns.push(Function {
+            name: def.name.name.clone(),
+            arity: args.len() as u32,
+            body,
+        });
         self.fn_ids.insert(id, f);
         Ok(f)
     }

@@ -43,7 +43,10 @@ pub fn expr(p: &Program, s: &System, x: &Expr) -> String {
         Expr::BoxOut { b, index, port } => {
             let bx = &s.boxes[*b as usize];
             let child = &p.systems[bx.system as usize];
-            let idx = index.as_ref().map(|i| format!("[{}]", e(i))).unwrap_or_default();
+            let idx = index
+                .as_ref()
+                .map(|i| format!("[{}]", e(i)))
+                .unwrap_or_default();
             format!("{}{idx}.{}", bx.name, child.outputs[*port as usize].name)
         }
         Expr::Un(u, a) => match u {
@@ -51,15 +54,36 @@ pub fn expr(p: &Program, s: &System, x: &Expr) -> String {
             Un::Not => format!("!({})", e(a)),
             other => format!("{}({})", format!("{other:?}").to_lowercase(), e(a)),
         },
-        Expr::Bin(b @ (Bin::Min | Bin::Max | Bin::Atan2), n, x, y) => format!("{}:{n:?}({}, {})", bin(*b), e(x), e(y)),
+        Expr::Bin(b @ (Bin::Min | Bin::Max | Bin::Atan2), n, x, y) => {
+            format!("{}:{n:?}({}, {})", bin(*b), e(x), e(y))
+        }
         Expr::Bin(b, n, x, y) => format!("({} {}:{n:?} {})", e(x), bin(*b), e(y)),
-        Expr::Reduce(r, a) => format!("{}({})", match r { Reduce::Sum => "sum", Reduce::Norm => "norm", Reduce::Len => "len" }, e(a)),
+        Expr::Reduce(r, a) => format!(
+            "{}({})",
+            match r {
+                Reduce::Sum => "sum",
+                Reduce::Norm => "norm",
+                Reduce::Len => "len",
+            },
+            e(a)
+        ),
         Expr::Dot(a, b) => format!("dot({}, {})", e(a), e(b)),
-        Expr::Call(f, xs) => format!("{}({})", p.fns[*f as usize].name, xs.iter().map(e).collect::<Vec<_>>().join(", ")),
+        Expr::Call(f, xs) => format!(
+            "{}({})",
+            p.fns[*f as usize].name,
+            xs.iter().map(e).collect::<Vec<_>>().join(", ")
+        ),
         Expr::If(c, a, b) => format!("(if {} then {} else {})", e(c), e(a), e(b)),
         Expr::Array(xs) => format!("[{}]", xs.iter().map(e).collect::<Vec<_>>().join(", ")),
-        Expr::Index(a, xs) => format!("{}[{}]", e(a), xs.iter().map(e).collect::<Vec<_>>().join(", ")),
-        Expr::Mode(m, xs) => format!("mode#{m}({})", xs.iter().map(e).collect::<Vec<_>>().join(", ")),
+        Expr::Index(a, xs) => format!(
+            "{}[{}]",
+            e(a),
+            xs.iter().map(e).collect::<Vec<_>>().join(", ")
+        ),
+        Expr::Mode(m, xs) => format!(
+            "mode#{m}({})",
+            xs.iter().map(e).collect::<Vec<_>>().join(", ")
+        ),
         Expr::Randn => "randn()".into(),
     }
 }
@@ -71,13 +95,27 @@ pub fn program(p: &Program) -> String {
         let root = if i as u32 == p.root { " (root)" } else { "" };
         let _ = writeln!(out, "system #{i} {}{root}: {:?}", s.name, s.time);
         for (sl, d) in &s.params {
-            let _ = writeln!(out, "  param {}{:?} = {}", sl.name, sl.shape, d.as_ref().map(|d| expr(p, s, d)).unwrap_or_else(|| "(required)".into()));
+            let _ = writeln!(
+                out,
+                "  param {}{:?} = {}",
+                sl.name,
+                sl.shape,
+                d.as_ref()
+                    .map(|d| expr(p, s, d))
+                    .unwrap_or_else(|| "(required)".into())
+            );
         }
         for sl in &s.inputs {
             let _ = writeln!(out, "  in {}{:?}", sl.name, sl.shape);
         }
         for (sl, init) in &s.states {
-            let _ = writeln!(out, "  state {}{:?} = {}", sl.name, sl.shape, expr(p, s, init));
+            let _ = writeln!(
+                out,
+                "  state {}{:?} = {}",
+                sl.name,
+                sl.shape,
+                expr(p, s, init)
+            );
         }
         for (sl, v) in &s.lets {
             let _ = writeln!(out, "  let {} = {}", sl.name, expr(p, s, v));
@@ -92,31 +130,91 @@ pub fn program(p: &Program) -> String {
                 let _ = writeln!(out, "  out (modes {}) = {}", names.join("|"), expr(p, s, x));
             }
         }
-        let kw = if s.time == crate::system::TimeKind::Discrete { "next" } else { "der" };
+        let kw = if s.time == crate::system::TimeKind::Discrete {
+            "next"
+        } else {
+            "der"
+        };
         for a in &s.updates {
-            let _ = writeln!(out, "  {kw} {} = {}", s.states[a.state as usize].0.name, expr(p, s, &a.value));
+            let _ = writeln!(
+                out,
+                "  {kw} {} = {}",
+                s.states[a.state as usize].0.name,
+                expr(p, s, &a.value)
+            );
         }
         for (m, arm) in &s.mode_updates {
             for a in arm {
-                let _ = writeln!(out, "  {kw}[mode#{m}] {} = {}", s.states[a.state as usize].0.name, expr(p, s, &a.value));
+                let _ = writeln!(
+                    out,
+                    "  {kw}[mode#{m}] {} = {}",
+                    s.states[a.state as usize].0.name,
+                    expr(p, s, &a.value)
+                );
             }
         }
         for ev in &s.events {
-            let jumps: Vec<String> = ev.assigns.iter().map(|a| format!("{} = {}", s.states[a.state as usize].0.name, expr(p, s, &a.value))).collect();
-            let _ = writeln!(out, "  when {} {{ {} }}", expr(p, s, &ev.cond), jumps.join("  "));
+            let jumps: Vec<String> = ev
+                .assigns
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} = {}",
+                        s.states[a.state as usize].0.name,
+                        expr(p, s, &a.value)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  when {} {{ {} }}",
+                expr(p, s, &ev.cond),
+                jumps.join("  ")
+            );
         }
         for b in &s.boxes {
             let count = b.count.map(|n| format!("[{n}]")).unwrap_or_default();
             let child = &p.systems[b.system as usize];
-            let args: Vec<String> = b.args.iter().zip(&child.params).filter_map(|(a, (sl, _))| a.as_ref().map(|a| format!("{} = {}", sl.name, expr(p, s, a)))).collect();
-            let _ = writeln!(out, "  box {}{count}: #{} {}({})", b.name, b.system, child.name, args.join(", "));
+            let args: Vec<String> = b
+                .args
+                .iter()
+                .zip(&child.params)
+                .filter_map(|(a, (sl, _))| {
+                    a.as_ref()
+                        .map(|a| format!("{} = {}", sl.name, expr(p, s, a)))
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  box {}{count}: #{} {}({})",
+                b.name,
+                b.system,
+                child.name,
+                args.join(", ")
+            );
         }
         for w in &s.wires {
-            let loops: String = w.loops.iter().enumerate().map(|(d, (n, lo, hi))| format!("for loop{d}={n} in {}..{} ", expr(p, s, lo), expr(p, s, hi))).collect();
+            let loops: String = w
+                .loops
+                .iter()
+                .enumerate()
+                .map(|(d, (n, lo, hi))| {
+                    format!("for loop{d}={n} in {}..{} ", expr(p, s, lo), expr(p, s, hi))
+                })
+                .collect();
             let b = &s.boxes[w.b as usize];
-            let idx = w.index.as_ref().map(|i| format!("[{}]", expr(p, s, i))).unwrap_or_default();
+            let idx = w
+                .index
+                .as_ref()
+                .map(|i| format!("[{}]", expr(p, s, i)))
+                .unwrap_or_default();
             let port = &p.systems[b.system as usize].inputs[w.port as usize].name;
-            let _ = writeln!(out, "  {loops}{}{idx}.{port} <- {}", b.name, expr(p, s, &w.value));
+            let _ = writeln!(
+                out,
+                "  {loops}{}{idx}.{port} <- {}",
+                b.name,
+                expr(p, s, &w.value)
+            );
         }
     }
     for f in &p.fns {
@@ -128,11 +226,30 @@ pub fn program(p: &Program) -> String {
 /// The flattened program: buffers, groups, schedule.
 pub fn flat(f: &Flat) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "time: {:?}   state slots: {}   signal slots: {}   param slots: {}", f.time, f.n_state, f.n_signal, f.n_param);
+    let _ = writeln!(
+        out,
+        "time: {:?}   state slots: {}   signal slots: {}   param slots: {}",
+        f.time, f.n_state, f.n_signal, f.n_param
+    );
     for (i, g) in f.groups.iter().enumerate() {
         let s = &f.program.systems[g.system as usize];
-        let name = if g.path.is_empty() { "(root)".to_string() } else { g.path.iter().map(|(n, c)| match c { Some(c) => format!("{n}[{c}]"), None => n.clone() }).collect::<Vec<_>>().join(".") };
-        let _ = writeln!(out, "group #{i} {name}: {} × {}  state @{}+{}e  signals @{}+{}e", s.name, g.count, g.state_base, g.state_stride, g.sig_base, g.sig_stride);
+        let name = if g.path.is_empty() {
+            "(root)".to_string()
+        } else {
+            g.path
+                .iter()
+                .map(|(n, c)| match c {
+                    Some(c) => format!("{n}[{c}]"),
+                    None => n.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        let _ = writeln!(
+            out,
+            "group #{i} {name}: {} × {}  state @{}+{}e  signals @{}+{}e",
+            s.name, g.count, g.state_base, g.state_stride, g.sig_base, g.sig_stride
+        );
         for (k, (sl, _)) in s.states.iter().enumerate() {
             let _ = writeln!(out, "    state {} at +{}", sl.name, g.state_off[k]);
         }
@@ -140,8 +257,16 @@ pub fn flat(f: &Flat) -> String {
     let _ = writeln!(out, "schedule ({} ops):", f.schedule.len());
     for op in &f.schedule {
         let what = match op.kind {
-            OpKind::Let(g, l) => format!("let {} of group #{g}", f.program.systems[f.groups[g as usize].system as usize].lets[l as usize].0.name),
-            OpKind::Out(g, p) => format!("out {} of group #{g}", f.program.systems[f.groups[g as usize].system as usize].outputs[p as usize].name),
+            OpKind::Let(g, l) => format!(
+                "let {} of group #{g}",
+                f.program.systems[f.groups[g as usize].system as usize].lets[l as usize]
+                    .0
+                    .name
+            ),
+            OpKind::Out(g, p) => format!(
+                "out {} of group #{g}",
+                f.program.systems[f.groups[g as usize].system as usize].outputs[p as usize].name
+            ),
             OpKind::Mode(g) => format!("mode readout of group #{g}"),
             OpKind::Wire(g, w) => format!("wire #{w} of group #{g}"),
         };
