@@ -101,3 +101,38 @@ fn editor_files_are_valid() {
             .contains("grammar/dyn.tmLanguage.json")
     );
 }
+
+#[test]
+fn into_the_stdlib_from_an_example() {
+    let path = root().join("examples/fhn_ring.dyn").canonicalize().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let u = uri::from_path(&path).unwrap();
+    let a = Analysis::new(&u, text.clone(), &Stdlib::locate());
+    let at = |needle: &str, plus: usize| {
+        let off = text.find(needle).unwrap() + plus;
+        let line = text[..off].matches('\n').count() as u32;
+        let col = (off - text[..off].rfind('\n').map_or(0, |i| i + 1)) as u32;
+        lsp_types::Position::new(line, col)
+    };
+    // The box's system and a parameter override resolve into stdlib/neurons.dyn.
+    for (needle, plus) in [
+        (": FHN(k", 3),
+        ("FHN(k = k)", 4),
+        ("use std.neurons.FHN", 17),
+    ] {
+        let d = features::definition(&a, &u, at(needle, plus)).expect(needle);
+        assert!(
+            d.uri.as_str().ends_with("stdlib/neurons.dyn"),
+            "{needle}: {d:?}"
+        );
+    }
+    // A port of a box in an array: type on hover, definition in the stdlib.
+    let h = features::hover(&a, at("cell[500].v", 10)).unwrap();
+    let lsp_types::HoverContents::Markup(m) = h.contents else {
+        panic!("markdown expected")
+    };
+    assert!(m.value.contains("out v: Real"), "{}", m.value);
+    // The run block's recorded names are the system's out ports.
+    let d = features::definition(&a, &u, at("record v0", 8)).unwrap();
+    assert_eq!(d.range.start.line, at("out v0: Real", 4).line);
+}
