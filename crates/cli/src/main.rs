@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 when clean, 1 when a checked file has errors, 2 for usage or I/O errors.
 
+mod plot;
 mod run;
 
 use clap::{Parser, Subcommand, ValueEnum};

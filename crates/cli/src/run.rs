@@ -50,6 +50,12 @@ pub struct RunArgs {
     /// Write the trace (CSV) to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Bind the root's inputs to the columns of this CSV file, one row a tick.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Also draw the recorded series into this SVG or PNG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Backend: interp (the reference interpreter).
     #[arg(long, default_value = "interp")]
     pub backend: String,
@@ -296,6 +302,15 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         };
         spec.params.push((k.trim().to_string(), v));
     }
+    if let Some(p) = &a.input {
+        match read_stream(p) {
+            Ok(st) => spec.stream = Some(st),
+            Err(msg) => {
+                eprintln!("error[{}]: {msg}", codes::BAD_INPUT.id);
+                return ExitCode::from(1);
+            }
+        }
+    }
     let program = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
         Ok(f) => f,
         Err(d) => {
@@ -320,19 +335,36 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             io_err.borrow_mut().get_or_insert(e);
         }
     };
+    let mut names: Vec<String> = Vec::new();
+    let mut kept: Vec<(f64, Vec<f64>)> = Vec::new();
+    let progress = Progress::new(spec.until.or(spec.steps.map(|s| s as f64)));
     let result = dyn_interp::run::run(
         &program,
         &spec,
-        &mut |names| write(format!("t,{}", names.join(","))),
+        &mut |n| {
+            names = n.to_vec();
+            write(format!("t,{}", n.join(",")));
+        },
         &mut |t, vals| {
-            let mut line = format!("{t}");
+            let mut line = fmt_time(t);
             for v in vals {
                 line.push(',');
                 line.push_str(&v.to_string());
             }
             write(line);
+            if a.plot.is_some() {
+                kept.push((t, vals.to_vec()));
+            }
+            progress.at(t);
         },
     );
+    progress.finish();
+    if let Some(p) = &a.plot {
+        if let Err(e) = crate::plot::plot(p, &sig.name, &names, &kept) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let _ = sink.borrow_mut().flush();
     if let Some(e) = io_err.borrow_mut().take() {
         eprintln!("error: writing the trace: {e}");
@@ -343,6 +375,93 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         Err(e) => {
             report_run_error(&e);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Reads an input stream: a CSV file with a header; every cell a number.
+fn read_stream(path: &std::path::Path) -> Result<dyn_interp::run::Stream, String> {
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let columns: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("`{}`: {e}", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("`{}` row {}: {e}", path.display(), i + 1))?;
+        let mut row = Vec::with_capacity(rec.len());
+        for (j, cell) in rec.iter().enumerate() {
+            let v = cell.parse::<f64>().map_err(|_| {
+                format!(
+                    "`{}` row {}, column `{}`: `{cell}` is not a number",
+                    path.display(),
+                    i + 1,
+                    columns.get(j).map(String::as_str).unwrap_or("?")
+                )
+            })?;
+            row.push(v);
+        }
+        rows.push(row);
+    }
+    Ok(dyn_interp::run::Stream { columns, rows })
+}
+
+/// Time as written in traces: the exact value, without the `0.30000000000000004` noise of
+/// accumulated sums (12 significant digits are kept).
+fn fmt_time(t: f64) -> String {
+    let r = format!("{t:.12e}").parse::<f64>().unwrap_or(t);
+    r.to_string()
+}
+
+/// A progress bar on a terminal for runs that take more than a second; silent when piped.
+struct Progress {
+    total: Option<f64>,
+    start: std::time::Instant,
+    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+}
+
+impl Progress {
+    fn new(total: Option<f64>) -> Self {
+        Progress {
+            total,
+            start: std::time::Instant::now(),
+            bar: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn at(&self, t: f64) {
+        let Some(total) = self.total.filter(|t| *t > 0.0) else {
+            return;
+        };
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return;
+        }
+        let mut bar = self.bar.borrow_mut();
+        if bar.is_none() && self.start.elapsed().as_secs_f64() > 1.0 {
+            let b = indicatif::ProgressBar::new(1000);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} t = {msg} [{bar:40}] {percent}% eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            *bar = Some(b);
+        }
+        if let Some(b) = bar.as_ref() {
+            b.set_position(((t / total).clamp(0.0, 1.0) * 1000.0) as u64);
+            b.set_message(format!("{t:.4}"));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = self.bar.borrow_mut().take() {
+            b.finish_and_clear();
         }
     }
 }
@@ -369,6 +488,7 @@ fn report_run_error(e: &RunError) {
         ),
         RunError::Setting(m) => eprintln!("error[{}]: {m}", codes::BAD_RUN.id),
         RunError::Eval(m) => eprintln!("error[{}]: {m}", codes::UNSUPPORTED.id),
+        RunError::Input(m) => eprintln!("error[{}]: {m}", codes::BAD_INPUT.id),
     }
 }
 

@@ -321,3 +321,114 @@ fn run_errors_are_clear() {
     let o = dyn_cmd(&["run", "examples/lotka_volterra.dyn", "--method", "leapfrog"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn input_streams_feed_the_root_inputs() {
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/accumulate.dyn",
+        "--system",
+        "Acc",
+        "--steps",
+        "3",
+        "--input",
+        "tests/data/u.csv",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "t,total\n0,0\n1,1\n2,3\n3,6.5\n"
+    );
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/accumulate.dyn",
+        "--system",
+        "Acc",
+        "--steps",
+        "4",
+        "--input",
+        "tests/data/u.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("the input stream has 3 rows but the run takes 4 steps"),
+        "{}",
+        text(&o)
+    );
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/accumulate.dyn",
+        "--system",
+        "Acc",
+        "--steps",
+        "2",
+        "--input",
+        "tests/data/bad_number.csv",
+    ]);
+    assert!(
+        text(&o).contains("row 2, column `u`: `x` is not a number"),
+        "{}",
+        text(&o)
+    );
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/accumulate.dyn",
+        "--system",
+        "Acc",
+        "--steps",
+        "1",
+        "--input",
+        "tests/data/no_column.csv",
+    ]);
+    assert!(
+        text(&o).contains("no column `u` (its columns: v)"),
+        "{}",
+        text(&o)
+    );
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/accumulate.dyn",
+        "--system",
+        "Acc",
+        "--steps",
+        "1",
+        "--input",
+        "tests/data/missing.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("cannot read"), "{}", text(&o));
+}
+
+#[test]
+fn plots_are_written_as_svg_and_png() {
+    let dir = std::env::temp_dir().join(format!("dyn-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for ext in ["svg", "png"] {
+        let p = dir.join(format!("lv.{ext}"));
+        let o = dyn_cmd(&[
+            "run",
+            "examples/lotka_volterra.dyn",
+            "--until",
+            "2",
+            "--plot",
+            p.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(bytes.len() > 1000, "{ext} plot is {} bytes", bytes.len());
+        if ext == "svg" {
+            let s = String::from_utf8_lossy(&bytes);
+            assert!(s.contains("<svg") && s.contains("prey") && s.contains("predators"));
+        } else {
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+    let o = dyn_cmd(&[
+        "run",
+        "examples/lotka_volterra.dyn",
+        "--until",
+        "1",
+        "--plot",
+        dir.join("x.gif").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}

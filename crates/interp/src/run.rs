@@ -40,6 +40,17 @@ pub struct RunSpec {
     pub seed: u64,
     /// Param overrides: dotted path, value.
     pub params: Vec<(String, f64)>,
+    /// Values of the root's inputs, one row a tick (a step of `dt`, or of a discrete system).
+    pub stream: Option<Stream>,
+}
+
+/// A table of input values: column names and rows.
+#[derive(Debug, Clone, Default)]
+pub struct Stream {
+    /// Column names (a tensor input `u` of length 3 uses `u[0]`, `u[1]`, `u[2]`).
+    pub columns: Vec<String>,
+    /// Rows of values.
+    pub rows: Vec<Vec<f64>>,
 }
 
 impl Default for RunSpec {
@@ -55,6 +66,7 @@ impl Default for RunSpec {
             every: None,
             seed: 0,
             params: vec![],
+            stream: None,
         }
     }
 }
@@ -89,6 +101,8 @@ pub enum RunError {
     Setting(String),
     /// Evaluation failed (index out of range, Int overflow).
     Eval(String),
+    /// The input stream does not fit the model.
+    Input(String),
 }
 
 impl From<EvalError> for RunError {
@@ -197,6 +211,9 @@ pub struct Sim<'f> {
     /// Root input slots (unwired inputs, zero unless streamed).
     pub inputs: Vec<(usize, f64)>,
     flags: Vec<bool>,
+    /// For each root input slot, its column in the stream.
+    stream_cols: Vec<usize>,
+    stream: Option<Stream>,
 }
 
 impl<'f> Sim<'f> {
@@ -252,16 +269,65 @@ impl<'f> Sim<'f> {
             }
         }
         let root = &flat.groups[0];
-        let inputs = root.in_off.iter().map(|o| (root.sig(0, *o), 0.0)).collect();
+        let rsys = &flat.program.systems[root.system as usize];
+        let mut inputs = Vec::new();
+        let mut names = Vec::new();
+        for (i, port) in rsys.inputs.iter().enumerate() {
+            let base = root.sig(0, root.in_off[i]);
+            if port.shape.is_empty() {
+                inputs.push((base, 0.0));
+                names.push(port.name.clone());
+            } else {
+                for j in 0..slots(&port.shape) {
+                    inputs.push((base + j, 0.0));
+                    names.push(format!("{}[{j}]", port.name));
+                }
+            }
+        }
+        let mut stream_cols = Vec::new();
+        if let Some(st) = &spec.stream {
+            for n in &names {
+                match st.columns.iter().position(|c| c == n) {
+                    Some(c) => stream_cols.push(c),
+                    None => {
+                        return Err(RunError::Input(format!(
+                            "the input stream has no column `{n}` (its columns: {})",
+                            st.columns.join(", ")
+                        )));
+                    }
+                }
+            }
+        }
         let mut sim = Sim {
             m,
             x,
             inputs,
             flags: vec![],
+            stream_cols,
+            stream: spec.stream.clone(),
         };
+        sim.set_tick(0)?;
         sim.m.signals(&sim.x, &sim.inputs)?;
         sim.flags = sim.m.event_conditions(&sim.x)?;
         Ok(sim)
+    }
+
+    /// Sets the root's inputs from row `k` of the stream (no-op without a stream).
+    pub fn set_tick(&mut self, k: u64) -> Result<(), RunError> {
+        let Some(st) = &self.stream else {
+            return Ok(());
+        };
+        let Some(row) = st.rows.get(k as usize) else {
+            return Err(RunError::Input(format!(
+                "the input stream ended: the run needs row {} but the file has {} rows",
+                k + 1,
+                st.rows.len()
+            )));
+        };
+        for ((_, v), c) in self.inputs.iter_mut().zip(&self.stream_cols) {
+            *v = row[*c];
+        }
+        Ok(())
     }
 
     fn rhs(&mut self, t: f64, x: &[f64], dx: &mut [f64]) -> Result<(), RunError> {
@@ -504,8 +570,17 @@ pub fn run(
                 })?;
             let every = spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1);
             let mut next = sim.x.clone();
+            if let Some(st) = &spec.stream {
+                if (st.rows.len() as u64) < steps {
+                    return Err(RunError::Input(format!(
+                        "the input stream has {} rows but the run takes {steps} steps (one row a step)",
+                        st.rows.len()
+                    )));
+                }
+            }
             for k in 1..=steps {
                 sim.m.time = (k - 1) as f64;
+                sim.set_tick(k - 1)?;
                 sim.m.signals(&sim.x, &sim.inputs)?;
                 next.copy_from_slice(&sim.x);
                 sim.m.next_state(&sim.x, &mut next)?;
@@ -513,6 +588,9 @@ pub fn run(
                 sim.check_finite(k as f64, &prev)?;
                 steps_done = k;
                 if k % every == 0 {
+                    if k < steps {
+                        sim.set_tick(k)?;
+                    }
                     emit(&mut sim, k as f64)?;
                 }
             }
@@ -555,9 +633,23 @@ pub fn run(
                 sim.m.noise_scale = 1.0 / spec.dt.sqrt();
             }
             let mut h = spec.dt;
+            if let Some(st) = &spec.stream {
+                let need = (until / spec.dt - 1e-9).ceil() as u64;
+                if (st.rows.len() as u64) < need {
+                    return Err(RunError::Input(format!(
+                        "the input stream has {} rows but the run takes {need} steps of dt = {} (one row a step)",
+                        st.rows.len(),
+                        spec.dt
+                    )));
+                }
+            }
+            let tick = |t: f64| ((t / spec.dt) + 1e-9).floor().max(0.0) as u64;
             for r in 1..=n_rec {
                 let target = r as f64 * every;
                 while t < target - 1e-12 * target.abs().max(1.0) {
+                    if spec.stream.is_some() {
+                        sim.set_tick(tick(t))?;
+                    }
                     match spec.method {
                         Method::Euler | Method::Rk4 => {
                             let step = spec.dt.min(target - t);
