@@ -570,13 +570,13 @@ pub fn run(
                 })?;
             let every = spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1);
             let mut next = sim.x.clone();
-            if let Some(st) = &spec.stream {
-                if (st.rows.len() as u64) < steps {
-                    return Err(RunError::Input(format!(
-                        "the input stream has {} rows but the run takes {steps} steps (one row a step)",
-                        st.rows.len()
-                    )));
-                }
+            if let Some(st) = &spec.stream
+                && (st.rows.len() as u64) < steps
+            {
+                return Err(RunError::Input(format!(
+                    "the input stream has {} rows but the run takes {steps} steps (one row a step)",
+                    st.rows.len()
+                )));
             }
             for k in 1..=steps {
                 sim.m.time = (k - 1) as f64;
