@@ -359,11 +359,11 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         },
     );
     progress.finish();
-    if let Some(p) = &a.plot {
-        if let Err(e) = crate::plot::plot(p, &sig.name, &names, &kept) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    if let Some(p) = &a.plot
+        && let Err(e) = crate::plot::plot(p, &sig.name, &names, &kept)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     let _ = sink.borrow_mut().flush();
     if let Some(e) = io_err.borrow_mut().take() {
