@@ -28,6 +28,10 @@ fn bin(b: Bin) -> &'static str {
     }
 }
 
+fn shape(sh: &[u64]) -> String {
+    if sh.is_empty() { String::new() } else { format!("{sh:?}") }
+}
+
 /// An expression in the names of system `s`.
 pub fn expr(p: &Program, s: &System, x: &Expr) -> String {
     let e = |x: &Expr| expr(p, s, x);
@@ -97,23 +101,23 @@ pub fn program(p: &Program) -> String {
         for (sl, d) in &s.params {
             let _ = writeln!(
                 out,
-                "  param {}{:?} = {}",
+                "  param {}{} = {}",
                 sl.name,
-                sl.shape,
+                shape(&sl.shape),
                 d.as_ref()
                     .map(|d| expr(p, s, d))
                     .unwrap_or_else(|| "(required)".into())
             );
         }
         for sl in &s.inputs {
-            let _ = writeln!(out, "  in {}{:?}", sl.name, sl.shape);
+            let _ = writeln!(out, "  in {}{}", sl.name, shape(&sl.shape));
         }
         for (sl, init) in &s.states {
             let _ = writeln!(
                 out,
-                "  state {}{:?} = {}",
+                "  state {}{} = {}",
                 sl.name,
-                sl.shape,
+                shape(&sl.shape),
                 expr(p, s, init)
             );
         }
