@@ -96,6 +96,8 @@ pub struct Checker<'m> {
     pub typeck: crate::typeck::Typeck,
     /// Typing context of each checked fn body.
     pub fn_ctx: HashMap<ItemId, u32>,
+    /// Names whose `use` failed (reported once): their uses are not reported again.
+    pub poisoned: HashSet<(ModId, String)>,
 }
 
 impl<'m> Checker<'m> {
@@ -117,6 +119,7 @@ impl<'m> Checker<'m> {
             next_ctx: 1,
             typeck: Default::default(),
             fn_ctx: HashMap::new(),
+            poisoned: HashSet::new(),
         };
         for m in 0..modules.len() {
             let s = c.build_scope(m);
@@ -134,7 +137,10 @@ impl<'m> Checker<'m> {
 
     /// The module scopes, for later stages that resolve names the same way.
     pub fn into_scopes(self) -> Vec<HashMap<String, Binding>> {
-        self.scopes.into_iter().map(|s| s.into_iter().map(|(k, (b, _))| (k, b)).collect()).collect()
+        self.scopes
+            .into_iter()
+            .map(|s| s.into_iter().map(|(k, (b, _))| (k, b)).collect())
+            .collect()
     }
 
     /// Reports a diagnostic.
@@ -203,6 +209,10 @@ impl<'m> Checker<'m> {
                 continue;
             };
             let Some(&target) = module.imports.get(&index) else {
+                // The module was not found (reported): its names stay quiet where used.
+                if let Some(last) = u.path.last() {
+                    self.poisoned.insert((m, last.name.clone()));
+                }
                 continue;
             };
             let tmod = &self.modules[target];
@@ -290,6 +300,7 @@ impl<'m> Checker<'m> {
                             d = d.hint(format!("`{}` defines: {}", tmod.name, names.join(", ")));
                         }
                         self.diags.push(d);
+                        self.poisoned.insert((m, last.name.clone()));
                     }
                 }
             }
@@ -334,6 +345,7 @@ impl<'m> Checker<'m> {
                     );
                     return None;
                 }
+                None if self.poisoned.contains(&(module, seg.name.clone())) => return None,
                 None => {
                     let names: Vec<String> = self.scopes[module].keys().cloned().collect();
                     let mut d = Diagnostic::new(

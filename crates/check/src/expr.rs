@@ -341,6 +341,7 @@ impl Checker<'_> {
                 ));
                 Ty::Error
             }
+            None if self.poisoned.contains(&(self.cur, name.name.clone())) => Ty::Error,
             None => {
                 let mut names = env.names();
                 names.extend(self.scope_names());

@@ -18,7 +18,8 @@ pub struct Typeck {
 impl Typeck {
     /// Records the type of `e` in context `ctx` (the last check wins).
     pub fn record(&mut self, ctx: u32, e: &Expr, t: &Ty) {
-        self.types.insert((ctx, e as *const Expr as usize), t.clone());
+        self.types
+            .insert((ctx, e as *const Expr as usize), t.clone());
     }
 
     /// The type of `e` in context `ctx`, if it was checked there.

@@ -29,7 +29,11 @@ fn bin(b: Bin) -> &'static str {
 }
 
 fn shape(sh: &[u64]) -> String {
-    if sh.is_empty() { String::new() } else { format!("{sh:?}") }
+    if sh.is_empty() {
+        String::new()
+    } else {
+        format!("{sh:?}")
+    }
 }
 
 /// An expression in the names of system `s`.
