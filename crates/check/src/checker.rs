@@ -143,6 +143,18 @@ impl<'m> Checker<'m> {
             .collect()
     }
 
+    /// `Some("const")` or `Some("fn")` when `name` is a module-level const or fn here.
+    pub fn shadows_global(&self, name: &str) -> Option<&'static str> {
+        match self.lookup(name)? {
+            Binding::Item(i) => match self.item(i).kind {
+                ItemKind::Const(_) => Some("const"),
+                ItemKind::Fn(_) => Some("fn"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Reports a diagnostic.
     pub fn report(&mut self, d: Diagnostic) {
         self.diags.push(d);
@@ -773,6 +785,13 @@ impl<'m> Checker<'m> {
                         format!("parameter `{}` appears twice", n.name),
                     )
                     .with(prev, "first here"),
+                );
+            }
+            if let Some(kind) = self.shadows_global(&n.name) {
+                self.report(
+                    Diagnostic::new(codes::SHADOWING, n.span, format!("parameter `{}` shadows the {kind} `{}`", n.name, n.name))
+                        .label("shadows a module-level name")
+                        .hint("inside this fn the name means the parameter; rename one to avoid confusion"),
                 );
             }
             params.push((n.name.clone(), self.resolve_type(t, &sizes)));

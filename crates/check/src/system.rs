@@ -417,6 +417,19 @@ struct WireRec<'a> {
     loops: Vec<(&'a Ident, &'a Expr, &'a Expr)>,
 }
 
+impl BoxSig {
+    /// A box whose system or size failed (reported): uses of it are not reported again.
+    fn poisoned(name: &Ident, item: ItemId) -> Self {
+        BoxSig {
+            name: name.name.clone(),
+            count: None,
+            sys: Rc::new(SystemSig::placeholder(item)),
+            span: name.span,
+            poisoned: true,
+        }
+    }
+}
+
 impl SystemSig {
     /// A stand-in for a system that failed to resolve.
     pub fn placeholder(item: ItemId) -> Self {
@@ -645,11 +658,19 @@ impl<'m> Checker<'m> {
                                         .label("too many boxes")
                                         .hint("box arrays are wired and checked element by element at compile time; use a tensor state for larger populations"),
                                 );
-                                declare(self, name);
+                                if declare(self, name) {
+                                    env.push_box(BoxSig::poisoned(name, id));
+                                }
                                 continue;
                             }
                             Some(n) => Some(n),
-                            None => continue,
+                            None => {
+                                // Reported; the box stays declared so its uses are quiet.
+                                if declare(self, name) {
+                                    env.push_box(BoxSig::poisoned(name, id));
+                                }
+                                continue;
+                            }
                         },
                         None => None,
                     };
@@ -940,7 +961,24 @@ impl<'m> Checker<'m> {
             }
         }
 
-        // 7. Warnings.
+        // 7. Warnings. A param named in a size or box count was used (wrongly, and reported).
+        let mut in_sizes = Vec::new();
+        for it in &def.body {
+            match &it.kind {
+                SysItemKind::Box { count: Some(c), .. } => names_in(c, &mut in_sizes),
+                SysItemKind::Param { ty, .. } | SysItemKind::State { ty, .. } => {
+                    if let dyn_syntax::ast::TypeKind::Tensor(_, dims) = &ty.kind {
+                        dims.iter().for_each(|d| names_in(d, &mut in_sizes));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, (n, _, _)) in env.params.iter().enumerate() {
+            if in_sizes.contains(n) {
+                env.param_used[i] = true;
+            }
+        }
         for (i, used) in env.param_used.iter().enumerate() {
             if !used {
                 let (n, _, s) = &env.params[i];
@@ -1539,7 +1577,7 @@ impl<'m> Checker<'m> {
                             );
                         }
                     }
-                    if env.names().contains(&var.name) {
+                    if env.names().contains(&var.name) || self.shadows_global(&var.name).is_some() {
                         self.report(
                             Diagnostic::new(
                                 codes::SHADOWING,
@@ -1888,6 +1926,32 @@ impl<'m> Checker<'m> {
             };
             graph.edge(from, to, None);
         }
+    }
+}
+
+/// The plain names an expression mentions.
+fn names_in(e: &Expr, out: &mut Vec<String>) {
+    match &e.kind {
+        ExprKind::Var(i) => out.push(i.name.clone()),
+        ExprKind::Unary(_, a) | ExprKind::Field(a, _) => names_in(a, out),
+        ExprKind::Binary(_, a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        ExprKind::If(a, b, c) => {
+            names_in(a, out);
+            names_in(b, out);
+            names_in(c, out);
+        }
+        ExprKind::Call(f, args) => {
+            names_in(f, out);
+            args.iter().for_each(|a| names_in(&a.value, out));
+        }
+        ExprKind::Index(a, xs) => {
+            names_in(a, out);
+            xs.iter().for_each(|x| names_in(x, out));
+        }
+        _ => {}
     }
 }
 

@@ -283,3 +283,52 @@ fn unknown_param_lists_the_valid_ones() {
     let (_, b) = trace(LV_TWO_BOXES, "LotkaVolterra", &spec(Method::Rk4, 0.01, 1.0)).unwrap();
     assert_ne!(a.last().unwrap().1, b.last().unwrap().1);
 }
+
+const OU: &str = "
+system OU : { out x: Real } {
+  state x: Real = 0.0
+  out x = x
+  der x = -x + sqrt(2.0) * randn()
+}";
+
+#[test]
+fn euler_maruyama_noise_has_the_right_variance_and_is_seeded() {
+    // dx = -x dt + sqrt(2) dW has stationary variance 1 (Euler–Maruyama: 1 / (1 - dt/2)).
+    let s = RunSpec {
+        method: Method::Euler,
+        dt: 0.01,
+        until: Some(3000.0),
+        every: Some(1.0),
+        seed: 7,
+        ..RunSpec::default()
+    };
+    let (_, rows) = trace(OU, "OU", &s).unwrap();
+    let xs: Vec<f64> = rows.iter().skip(10).map(|r| r.1[0]).collect();
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+    // ~3000 samples one correlation time apart: the variance estimate's sd is about 4%.
+    assert!((var - 1.005).abs() < 0.15, "stationary variance {var}");
+    assert!(mean.abs() < 0.15, "stationary mean {mean}");
+    let short = RunSpec {
+        until: Some(5.0),
+        ..s.clone()
+    };
+    let (_, a) = trace(OU, "OU", &short).unwrap();
+    let (_, b) = trace(OU, "OU", &short).unwrap();
+    assert_eq!(a, b, "same seed, same trace");
+    let (_, c) = trace(OU, "OU", &RunSpec { seed: 8, ..short }).unwrap();
+    assert_ne!(a, c, "another seed, another trace");
+    // Noise needs Euler–Maruyama.
+    assert!(matches!(
+        trace(
+            OU,
+            "OU",
+            &RunSpec {
+                method: Method::Rk4,
+                ..s
+            }
+        ),
+        Err(RunError::Setting(_))
+    ));
+}

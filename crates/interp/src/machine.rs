@@ -460,20 +460,22 @@ impl<'f> Machine<'f> {
         Ok(())
     }
 
-    fn assigns_for(&self, g: u32, e: u64) -> Vec<&'f dyn_ir::system::Assign> {
-        let flat = self.flat;
+    /// The updates of element `e` of group `g`: the plain ones, then the arm of its mode.
+    fn assigns_for(
+        &self,
+        g: u32,
+        e: u64,
+    ) -> impl Iterator<Item = &'f dyn_ir::system::Assign> + use<'f> {
+        let flat: &'f Flat = self.flat;
         let grp = &flat.groups[g as usize];
         let sys = &flat.program.systems[grp.system as usize];
-        let mut v: Vec<&dyn_ir::system::Assign> = sys.updates.iter().collect();
-        if let Some(mo) = grp.mode_off {
-            let m = self.sig[grp.sig(e, mo)] as u32;
-            for (mi, arm) in &sys.mode_updates {
-                if *mi == m {
-                    v.extend(arm.iter());
-                }
-            }
-        }
-        v
+        let mode = grp.mode_off.map(|mo| self.sig[grp.sig(e, mo)] as u32);
+        let arms = sys
+            .mode_updates
+            .iter()
+            .filter(move |(mi, _)| Some(*mi) == mode)
+            .flat_map(|(_, arm)| arm.iter());
+        sys.updates.iter().chain(arms)
     }
 
     /// Writes the derivative of every continuous state into `out` (zeros elsewhere);

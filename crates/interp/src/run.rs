@@ -473,6 +473,9 @@ impl<'f> Sim<'f> {
 
     /// Fires the events whose condition became true; returns how many fired.
     fn events(&mut self) -> Result<usize, RunError> {
+        if self.flags.is_empty() {
+            return Ok(0);
+        }
         self.m.signals(&self.x, &self.inputs)?;
         let now = self.m.event_conditions(&self.x)?;
         let fire: Vec<bool> = now
@@ -491,6 +494,9 @@ impl<'f> Sim<'f> {
     }
 
     fn any_rising(&mut self, x: &[f64]) -> Result<bool, RunError> {
+        if self.flags.is_empty() {
+            return Ok(false);
+        }
         self.m.signals(x, &self.inputs)?;
         let now = self.m.event_conditions(x)?;
         Ok(now.iter().zip(&self.flags).any(|(n, p)| *n && !*p))
