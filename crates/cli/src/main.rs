@@ -58,6 +58,11 @@ enum Command {
     },
     /// Start the language server (LSP over stdin/stdout) for editors.
     Lsp,
+    /// Explore interactively: define, evaluate, check, run (piped input runs as a script).
+    Repl {
+        /// Files to load first.
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         } => check(&files, format, &poly, color),
         Command::Explain { code } => explain(&code),
         Command::Lsp => lsp(),
+        Command::Repl { files } => ExitCode::from(dyn_repl::main(&files)),
         Command::Run(a) => run::run(&a, use_color(Color::Auto)),
         Command::Ir { file, system, flat } => {
             run::ir(&file, system.as_deref(), flat, use_color(Color::Auto))

@@ -56,9 +56,13 @@ pub struct RunArgs {
     /// Also draw the recorded series into this SVG or PNG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Backend: interp (the reference interpreter).
-    #[arg(long, default_value = "interp")]
+    /// Backend: `jit` (Cranelift), `interp` (the reference interpreter), or `auto` (the JIT
+    /// when it supports the model, else the interpreter).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Print compile and run times to stderr.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// Literal values of a run block (numbers, possibly negated, and consts).
@@ -245,11 +249,8 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if a.backend != "interp" {
-        eprintln!(
-            "error: unknown backend `{}`: this build has `interp`",
-            a.backend
-        );
+    if !matches!(a.backend.as_str(), "auto" | "jit" | "interp") {
+        eprintln!("error: unknown backend `{}`: use jit, interp or auto", a.backend);
         return ExitCode::from(2);
     }
     let (sig, block) = match target(&checked, a.system.as_deref()) {
@@ -338,26 +339,48 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
     let mut names: Vec<String> = Vec::new();
     let mut kept: Vec<(f64, Vec<f64>)> = Vec::new();
     let progress = Progress::new(spec.until.or(spec.steps.map(|s| s as f64)));
-    let result = dyn_interp::run::run(
-        &program,
-        &spec,
-        &mut |n| {
-            names = n.to_vec();
-            write(format!("t,{}", n.join(",")));
-        },
-        &mut |t, vals| {
-            let mut line = fmt_time(t);
-            for v in vals {
-                line.push(',');
-                line.push_str(&v.to_string());
+    let mut on_header = |n: &[String]| {
+        names = n.to_vec();
+        write(format!("t,{}", n.join(",")));
+    };
+    let mut on_row = |t: f64, vals: &[f64]| {
+        let mut line = fmt_time(t);
+        for v in vals {
+            line.push(',');
+            line.push_str(&v.to_string());
+        }
+        write(line);
+        if a.plot.is_some() {
+            kept.push((t, vals.to_vec()));
+        }
+        progress.at(t);
+    };
+    let started = std::time::Instant::now();
+    let use_jit = a.backend != "interp" && dyn_jit::supported_run(&program, &spec).is_ok();
+    if a.backend == "jit" {
+        if let Err(why) = dyn_jit::supported_run(&program, &spec) {
+            eprintln!("error: the JIT does not support {why} yet; run with `--backend interp`");
+            return ExitCode::from(2);
+        }
+    }
+    let result = if use_jit {
+        match dyn_jit::run(&program, &spec, &mut on_header, &mut on_row) {
+            Ok(Ok((steps, t))) => {
+                if a.timings {
+                    eprintln!("backend jit: compile {:.1} ms, run {:.1} ms", t.compile.as_secs_f64() * 1e3, t.run.as_secs_f64() * 1e3);
+                }
+                Ok(steps)
             }
-            write(line);
-            if a.plot.is_some() {
-                kept.push((t, vals.to_vec()));
-            }
-            progress.at(t);
-        },
-    );
+            Ok(Err(why)) => Err(dyn_interp::run::RunError::Setting(format!("the JIT does not support {why}"))),
+            Err(e) => Err(e),
+        }
+    } else {
+        let r = dyn_interp::run::run(&program, &spec, &mut on_header, &mut on_row);
+        if a.timings {
+            eprintln!("backend interp: run {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+        }
+        r
+    };
     progress.finish();
     if let Some(p) = &a.plot
         && let Err(e) = crate::plot::plot(p, &sig.name, &names, &kept)

@@ -1,0 +1,435 @@
+//! Code generation: the signal schedule, the updates and the whole integration loop of a
+//! flattened program, as Cranelift functions.
+//!
+//! Buffers are the interpreter's (`x` state, `p` params, `s` signals), so the JIT starts
+//! from the same initial values and every operation mirrors the interpreter's, in the same
+//! order: traces agree to the bit.
+
+use crate::shims::SHIMS;
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::FunctionBuilder;
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
+use dyn_ir::expr::{Bin, Expr, Num, Un};
+use dyn_ir::flat::{Flat, OpKind, eval_index};
+use dyn_ir::system::Readout;
+use std::collections::HashMap;
+
+const F64: types::Type = types::F64;
+const I64: types::Type = types::I64;
+
+fn mem() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Why a program is not compiled (the interpreter runs it instead).
+pub type Unsupported = String;
+
+/// Checks that every construct of the program is one the code generator handles.
+pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
+    fn ok(x: &Expr) -> Result<(), Unsupported> {
+        match x {
+            Expr::Randn => Err("`randn()`".into()),
+            Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => Err("tensors".into()),
+            Expr::Bin(Bin::MatMul, ..) => Err("matrix products".into()),
+            Expr::Mode(..) => Err("mode values".into()),
+            Expr::Un(_, a) => ok(a),
+            Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
+            Expr::If(a, b, c) => ok(a).and(ok(b)).and(ok(c)),
+            Expr::Call(_, xs) => xs.iter().try_for_each(ok),
+            Expr::BoxOut { index: Some(i), .. } => ok(i),
+            _ => Ok(()),
+        }
+    }
+    for s in &flat.program.systems {
+        let slots = s.params.iter().map(|p| &p.0).chain(s.states.iter().map(|x| &x.0)).chain(&s.inputs).chain(&s.outputs).chain(s.lets.iter().map(|l| &l.0));
+        for sl in slots {
+            if !sl.shape.is_empty() {
+                return Err(format!("the tensor `{}`", sl.name));
+            }
+        }
+        if !s.events.is_empty() {
+            return Err("`when` events".into());
+        }
+        if let Readout::Mode(..) = s.readout {
+            return Err("mode-dependent readouts".into());
+        }
+        let exprs = s.lets.iter().map(|l| &l.1).chain(s.updates.iter().map(|a| &a.value)).chain(s.wires.iter().map(|w| &w.value));
+        for x in exprs {
+            ok(x)?;
+        }
+        if let Readout::Ports(xs) = &s.readout {
+            xs.iter().try_for_each(ok)?;
+        }
+    }
+    for f in &flat.program.fns {
+        ok(&f.body)?;
+    }
+    Ok(())
+}
+
+/// Pointers and loop values of the element being computed.
+#[derive(Clone)]
+struct Frame {
+    g: u32,
+    e: Value,
+    loops: Vec<Value>,
+    args: Vec<Value>,
+}
+
+/// Builds the functions of one program inside a JIT module.
+pub struct Gen<'a> {
+    /// The program.
+    pub flat: &'a Flat,
+    shims: HashMap<&'static str, FuncId>,
+    /// Item tables (element, loop values…, target) kept alive for the compiled code.
+    pub tables: Vec<Vec<i64>>,
+}
+
+/// Function refs and buffer pointers inside one function being built.
+struct Ctx {
+    x: Value,
+    p: Value,
+    s: Value,
+    refs: HashMap<&'static str, FuncRef>,
+}
+
+impl<'a> Gen<'a> {
+    /// Declares the math shims in `module`.
+    pub fn new(flat: &'a Flat, module: &mut JITModule) -> Result<Self, String> {
+        let mut shims = HashMap::new();
+        for (name, arity, _) in SHIMS {
+            let mut sig = module.make_signature();
+            for _ in 0..*arity {
+                sig.params.push(AbiParam::new(F64));
+            }
+            sig.returns.push(AbiParam::new(F64));
+            let id = module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?;
+            shims.insert(*name, id);
+        }
+        Ok(Gen { flat, shims, tables: vec![] })
+    }
+
+    fn refs(&self, module: &mut JITModule, b: &mut FunctionBuilder) -> HashMap<&'static str, FuncRef> {
+        self.shims.iter().map(|(n, id)| (*n, module.declare_func_in_func(*id, b.func))).collect()
+    }
+
+    /// Signature `(x, p, s, out) -> ()` of the signal and update functions.
+    pub fn buffers_sig(module: &JITModule) -> Signature {
+        let ptr = module.target_config().pointer_type();
+        let mut sig = Signature::new(CallConv::SystemV);
+        sig.call_conv = module.isa().default_call_conv();
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(ptr));
+        }
+        sig
+    }
+
+    fn load(b: &mut FunctionBuilder, base: Value, slot: Value) -> Value {
+        let off = b.ins().imul_imm_s(slot, 8);
+        let addr = b.ins().iadd(base, off);
+        b.ins().load(F64, mem(), addr, 0)
+    }
+
+    fn store(b: &mut FunctionBuilder, base: Value, slot: Value, v: Value) {
+        let off = b.ins().imul_imm_s(slot, 8);
+        let addr = b.ins().iadd(base, off);
+        b.ins().store(mem(), v, addr, 0);
+    }
+
+    /// `base + e * stride + off` as an i64 value.
+    fn slot(b: &mut FunctionBuilder, base: usize, e: Value, stride: usize, off: usize) -> Value {
+        let m = b.ins().imul_imm_s(e, stride as i64);
+        b.ins().iadd_imm_s(m, (base + off) as i64)
+    }
+
+    fn call(b: &mut FunctionBuilder, c: &Ctx, name: &str, args: &[Value]) -> Value {
+        let inst = b.ins().call(c.refs[name], args);
+        b.inst_results(inst)[0]
+    }
+
+    fn bool_f(b: &mut FunctionBuilder, cond: Value) -> Value {
+        let one = b.ins().f64const(1.0);
+        let zero = b.ins().f64const(0.0);
+        b.ins().select(cond, one, zero)
+    }
+
+    fn expr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+        let flat = self.flat;
+        let grp = &flat.groups[f.g as usize];
+        match x {
+            Expr::Const(v) => b.ins().f64const(*v),
+            Expr::Time => b.ins().f64const(0.0),
+            Expr::Loop(d) => b.ins().fcvt_from_sint(F64, f.loops[*d as usize]),
+            Expr::Arg(i) => f.args[*i as usize],
+            Expr::Param(i) => {
+                let s = b.ins().iconst(I64, (grp.param_base + grp.param_off[*i as usize]) as i64);
+                Self::load(b, c.p, s)
+            }
+            Expr::State(i) => {
+                let s = Self::slot(b, grp.state_base, f.e, grp.state_stride, grp.state_off[*i as usize]);
+                Self::load(b, c.x, s)
+            }
+            Expr::Input(i) => {
+                let s = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.in_off[*i as usize]);
+                Self::load(b, c.s, s)
+            }
+            Expr::Let(i) => {
+                let s = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.let_off[*i as usize]);
+                Self::load(b, c.s, s)
+            }
+            Expr::BoxOut { b: bi, index, port } => {
+                let sys = &flat.program.systems[grp.system as usize];
+                let n = sys.boxes[*bi as usize].count.unwrap_or(1) as i64;
+                let child = &flat.groups[grp.children[*bi as usize] as usize];
+                let k = match index {
+                    Some(i) => {
+                        let v = self.expr(b, c, f, i);
+                        b.ins().fcvt_to_sint_sat(I64, v)
+                    }
+                    None => b.ins().iconst(I64, 0),
+                };
+                let en = b.ins().imul_imm_s(f.e, n);
+                let ce = b.ins().iadd(en, k);
+                let s = Self::slot(b, child.sig_base, ce, child.sig_stride, child.out_off[*port as usize]);
+                Self::load(b, c.s, s)
+            }
+            Expr::Un(op, a) => {
+                let v = self.expr(b, c, f, a);
+                match op {
+                    Un::Neg => b.ins().fneg(v),
+                    Un::Not => {
+                        let zero = b.ins().f64const(0.0);
+                        let z = b.ins().fcmp(FloatCC::Equal, v, zero);
+                        Self::bool_f(b, z)
+                    }
+                    Un::ToReal => v,
+                    Un::ToInt => b.ins().trunc(v),
+                    Un::Sqrt => b.ins().sqrt(v),
+                    Un::Abs => b.ins().fabs(v),
+                    Un::Floor => b.ins().floor(v),
+                    Un::Ceil => b.ins().ceil(v),
+                    Un::Relu => {
+                        let zero = b.ins().f64const(0.0);
+                        b.ins().fmax(v, zero)
+                    }
+                    Un::Sigmoid => {
+                        let n = b.ins().fneg(v);
+                        let e = Self::call(b, c, "dyn_exp", &[n]);
+                        let one = b.ins().f64const(1.0);
+                        let d = b.ins().fadd(one, e);
+                        b.ins().fdiv(one, d)
+                    }
+                    Un::Exp => Self::call(b, c, "dyn_exp", &[v]),
+                    Un::Log => Self::call(b, c, "dyn_log", &[v]),
+                    Un::Sin => Self::call(b, c, "dyn_sin", &[v]),
+                    Un::Cos => Self::call(b, c, "dyn_cos", &[v]),
+                    Un::Tan => Self::call(b, c, "dyn_tan", &[v]),
+                    Un::Tanh => Self::call(b, c, "dyn_tanh", &[v]),
+                    Un::Sinh => Self::call(b, c, "dyn_sinh", &[v]),
+                    Un::Cosh => Self::call(b, c, "dyn_cosh", &[v]),
+                    Un::Atan => Self::call(b, c, "dyn_atan", &[v]),
+                    Un::Round => Self::call(b, c, "dyn_round", &[v]),
+                }
+            }
+            Expr::Bin(op, num, l, r) => {
+                let a = self.expr(b, c, f, l);
+                let y = self.expr(b, c, f, r);
+                let cmp = |b: &mut FunctionBuilder, cc: FloatCC| {
+                    let t = b.ins().fcmp(cc, a, y);
+                    Self::bool_f(b, t)
+                };
+                match (op, num) {
+                    (Bin::Add, Num::Int) | (Bin::Sub, Num::Int) | (Bin::Mul, Num::Int) => {
+                        let (ia, iy) = (b.ins().fcvt_to_sint_sat(I64, a), b.ins().fcvt_to_sint_sat(I64, y));
+                        let v = match op {
+                            Bin::Add => b.ins().iadd(ia, iy),
+                            Bin::Sub => b.ins().isub(ia, iy),
+                            _ => b.ins().imul(ia, iy),
+                        };
+                        b.ins().fcvt_from_sint(F64, v)
+                    }
+                    (Bin::Div, Num::Int) => Self::call(b, c, "dyn_idiv", &[a, y]),
+                    (Bin::Rem, Num::Int) => Self::call(b, c, "dyn_irem", &[a, y]),
+                    (Bin::Pow, Num::Int) => Self::call(b, c, "dyn_ipow", &[a, y]),
+                    (Bin::Add, _) => b.ins().fadd(a, y),
+                    (Bin::Sub, _) => b.ins().fsub(a, y),
+                    (Bin::Mul, _) | (Bin::MatMul, _) => b.ins().fmul(a, y),
+                    (Bin::Div, _) => b.ins().fdiv(a, y),
+                    (Bin::Rem, _) => Self::call(b, c, "dyn_remf", &[a, y]),
+                    (Bin::Pow, _) => Self::call(b, c, "dyn_powf", &[a, y]),
+                    (Bin::Atan2, _) => Self::call(b, c, "dyn_atan2", &[a, y]),
+                    (Bin::Min, _) => b.ins().fmin(a, y),
+                    (Bin::Max, _) => b.ins().fmax(a, y),
+                    (Bin::Eq, _) => cmp(b, FloatCC::Equal),
+                    (Bin::Ne, _) => cmp(b, FloatCC::NotEqual),
+                    (Bin::Lt, _) => cmp(b, FloatCC::LessThan),
+                    (Bin::Le, _) => cmp(b, FloatCC::LessThanOrEqual),
+                    (Bin::Gt, _) => cmp(b, FloatCC::GreaterThan),
+                    (Bin::Ge, _) => cmp(b, FloatCC::GreaterThanOrEqual),
+                    (Bin::And, _) | (Bin::Or, _) => {
+                        let zero = b.ins().f64const(0.0);
+                        let ta = b.ins().fcmp(FloatCC::NotEqual, a, zero);
+                        let ty = b.ins().fcmp(FloatCC::NotEqual, y, zero);
+                        let t = if *op == Bin::And { b.ins().band(ta, ty) } else { b.ins().bor(ta, ty) };
+                        Self::bool_f(b, t)
+                    }
+                }
+            }
+            Expr::If(cnd, t, e) => {
+                let cv = self.expr(b, c, f, cnd);
+                let zero = b.ins().f64const(0.0);
+                let cond = b.ins().fcmp(FloatCC::NotEqual, cv, zero);
+                let tv = self.expr(b, c, f, t);
+                let ev = self.expr(b, c, f, e);
+                b.ins().select(cond, tv, ev)
+            }
+            Expr::Call(fi, xs) => {
+                let args: Vec<Value> = xs.iter().map(|a| self.expr(b, c, f, a)).collect();
+                let inner = Frame { args, ..f.clone() };
+                self.expr(b, c, &inner, &flat.program.fns[*fi as usize].body)
+            }
+            Expr::Randn | Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) | Expr::Mode(..) => {
+                unreachable!("rejected by `supported`")
+            }
+        }
+    }
+
+    /// Emits `for each item of the op: body(frame)`: a counted loop over a contiguous range of
+    /// elements, or a loop over a table of (element, loop values…, target) rows.
+    fn for_items(&mut self, b: &mut FunctionBuilder, c: &Ctx, g: u32, op: &dyn_ir::flat::Op, body: &mut dyn FnMut(&Self, &mut FunctionBuilder, &Ctx, &Frame, Value)) {
+        let items = &op.items;
+        let depth = items.first().map(|i| i.loops.len()).unwrap_or(0);
+        let contiguous = depth == 0 && items.iter().enumerate().all(|(k, it)| it.elem == items[0].elem + k as u64);
+        let (lo, hi, table) = if contiguous {
+            (items[0].elem as i64, items[0].elem as i64 + items.len() as i64, None)
+        } else {
+            let mut t = Vec::with_capacity(items.len() * (depth + 2));
+            for it in items {
+                t.push(it.elem as i64);
+                t.extend(&it.loops);
+                t.push(it.target as i64);
+            }
+            self.tables.push(t);
+            let ptr = self.tables.last().expect("pushed").as_ptr() as i64;
+            (0, items.len() as i64, Some(ptr))
+        };
+        let i = b.declare_var(I64);
+        let start = b.ins().iconst(I64, lo);
+        b.def_var(i, start);
+        let head = b.create_block();
+        let body_blk = b.create_block();
+        let exit = b.create_block();
+        b.ins().jump(head, &[]);
+        b.switch_to_block(head);
+        let iv = b.use_var(i);
+        let done = b.ins().icmp_imm_s(cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual, iv, hi);
+        b.ins().brif(done, exit, &[], body_blk, &[]);
+        b.switch_to_block(body_blk);
+        let iv = b.use_var(i);
+        let (frame, target) = match table {
+            None => (Frame { g, e: iv, loops: vec![], args: vec![] }, iv),
+            Some(ptr) => {
+                let row = b.ins().imul_imm_s(iv, ((depth + 2) * 8) as i64);
+                let base = b.ins().iconst(I64, ptr);
+                let addr = b.ins().iadd(base, row);
+                let e = b.ins().load(I64, mem(), addr, 0);
+                let loops: Vec<Value> = (0..depth).map(|d| b.ins().load(I64, mem(), addr, ((d + 1) * 8) as i32)).collect();
+                let target = b.ins().load(I64, mem(), addr, ((depth + 1) * 8) as i32);
+                (Frame { g, e, loops, args: vec![] }, target)
+            }
+        };
+        body(self, b, c, &frame, target);
+        let iv = b.use_var(i);
+        let next = b.ins().iadd_imm_s(iv, 1);
+        b.def_var(i, next);
+        b.ins().jump(head, &[]);
+        b.seal_block(body_blk);
+        b.seal_block(head);
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+    }
+
+    /// Body of `signals(x, p, s, _)`: every op of the schedule, in order.
+    pub fn signals(&mut self, module: &mut JITModule, b: &mut FunctionBuilder, x: Value, p: Value, s: Value) {
+        let c = Ctx { x, p, s, refs: self.refs(module, b) };
+        let flat = self.flat;
+        for op in &flat.schedule {
+            match op.kind {
+                OpKind::Let(g, l) => {
+                    let grp = &flat.groups[g as usize];
+                    let xexpr = &flat.program.systems[grp.system as usize].lets[l as usize].1;
+                    let off = grp.let_off[l as usize];
+                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                        let v = cg.expr(b, c, f, xexpr);
+                        let grp = &cg.flat.groups[g as usize];
+                        let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
+                        Self::store(b, c.s, sl, v);
+                    });
+                }
+                OpKind::Out(g, port) => {
+                    let grp = &flat.groups[g as usize];
+                    let Readout::Ports(xs) = &flat.program.systems[grp.system as usize].readout else { continue };
+                    let xexpr = &xs[port as usize];
+                    let off = grp.out_off[port as usize];
+                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                        let v = cg.expr(b, c, f, xexpr);
+                        let grp = &cg.flat.groups[g as usize];
+                        let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
+                        Self::store(b, c.s, sl, v);
+                    });
+                }
+                OpKind::Mode(_) => unreachable!("rejected by `supported`"),
+                OpKind::Wire(g, w) => {
+                    let grp = &flat.groups[g as usize];
+                    let sys = &flat.program.systems[grp.system as usize];
+                    let wire = &sys.wires[w as usize];
+                    let child = &flat.groups[grp.children[wire.b as usize] as usize];
+                    let n = sys.boxes[wire.b as usize].count.unwrap_or(1) as i64;
+                    let k0 = wire.index.as_ref().map(|i| eval_index(i, &[]).unwrap_or(0)).unwrap_or(0);
+                    let (cbase, cstride, coff) = (child.sig_base, child.sig_stride, child.in_off[wire.port as usize]);
+                    let depth = op.items.first().map(|i| i.loops.len()).unwrap_or(0);
+                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, target| {
+                        let v = cg.expr(b, c, f, &wire.value);
+                        let ce = if depth == 0 && op.items.iter().enumerate().all(|(k, it)| it.elem == op.items[0].elem + k as u64) {
+                            let en = b.ins().imul_imm_s(f.e, n);
+                            b.ins().iadd_imm_s(en, k0)
+                        } else {
+                            target
+                        };
+                        let sl = Self::slot(b, cbase, ce, cstride, coff);
+                        Self::store(b, c.s, sl, v);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Body of the update function: derivatives (`der`, zero elsewhere) or next values
+    /// (`next`) of every element, into `out`.
+    pub fn updates(&mut self, module: &mut JITModule, b: &mut FunctionBuilder, x: Value, p: Value, s: Value, out: Value) {
+        let c = Ctx { x, p, s, refs: self.refs(module, b) };
+        let flat = self.flat;
+        // Slots without an update stay as the caller zeroed (derivatives) or copied (next).
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            if sys.updates.is_empty() || sys.time != flat.time {
+                continue;
+            }
+            let op = dyn_ir::flat::Op {
+                kind: OpKind::Let(gi as u32, 0),
+                items: (0..grp.count).map(|e| dyn_ir::flat::Item { elem: e, loops: vec![], target: 0 }).collect(),
+            };
+            self.for_items(b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+                let grp = &cg.flat.groups[gi];
+                for a in &sys.updates {
+                    let v = cg.expr(b, c, f, &a.value);
+                    let sl = Self::slot(b, grp.state_base, f.e, grp.state_stride, grp.state_off[a.state as usize]);
+                    Self::store(b, out, sl, v);
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The Cranelift JIT of dyn: compiles a flattened step program — signals, updates and the
+//! whole integration loop with recording — to native code, and runs it on the interpreter's
+//! buffers, so params and initial values are run-time data and never force a recompile.
+//!
+//! Programs with constructs the code generator does not handle yet (tensors, modes, events,
+//! noise, adaptive steps, input streams) are reported as unsupported; `dyn run` then uses
+//! the interpreter.
+
+mod codegen;
+mod driver;
+mod shims;
+
+use codegen::Gen;
+use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
+use dyn_interp::run::{Method, Probe, RunError, RunSpec, Sim, probes, state_name};
+use dyn_ir::flat::Flat;
+use dyn_ir::system::TimeKind;
+use std::time::{Duration, Instant};
+
+pub use codegen::{Unsupported, supported};
+
+/// How long compilation took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Code generation and Cranelift compilation.
+    pub compile: Duration,
+    /// The run itself.
+    pub run: Duration,
+}
+
+type Driver = unsafe extern "C" fn(*mut f64, *const f64, *mut f64, *mut f64, *mut f64, *mut f64);
+
+/// A compiled program: the module owning the code, the driver, and the item tables.
+pub struct Compiled {
+    _module: JITModule,
+    driver: Driver,
+    _tables: Vec<Vec<i64>>,
+    probes: Vec<Probe>,
+    names: Vec<String>,
+}
+
+fn err(e: impl std::fmt::Display) -> Unsupported {
+    format!("code generation failed: {e}")
+}
+
+/// Why `spec` cannot run compiled, if so.
+pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
+    supported(flat)?;
+    if spec.stream.is_some() {
+        return Err("input streams".into());
+    }
+    if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 {
+        return Err("the adaptive method rk45".into());
+    }
+    Ok(())
+}
+
+/// The recorded names and probes, as the interpreter chooses them.
+fn chosen(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunError> {
+    let all = probes(flat);
+    let names: Vec<String> = if spec.record.is_empty() {
+        let root = &flat.program.systems[flat.groups[0].system as usize];
+        all.iter().filter(|(n, _)| root.outputs.iter().any(|o| *n == o.name)).map(|(n, _)| n.clone()).collect()
+    } else {
+        let mut v = Vec::new();
+        for r in &spec.record {
+            let found: Vec<String> = all.iter().filter(|(n, _)| n == r || n.starts_with(&format!("{r}["))).map(|(n, _)| n.clone()).collect();
+            if found.is_empty() {
+                return Err(RunError::UnknownRecord { name: r.clone(), valid: all.iter().map(|(n, _)| n.clone()).take(40).collect() });
+            }
+            v.extend(found);
+        }
+        v
+    };
+    let probes = names.iter().map(|n| all.iter().find(|(m, _)| m == n).map(|(_, p)| *p).expect("probe exists")).collect();
+    Ok((names, probes))
+}
+
+/// Compiles `flat` for the recording of `spec`.
+pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupported>, RunError> {
+    if let Err(u) = supported_run(flat, spec) {
+        return Ok(Err(u));
+    }
+    let (names, probes) = chosen(flat, spec)?;
+    Ok(build(flat, spec, names, probes))
+}
+
+fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) -> Result<Compiled, Unsupported> {
+    let mut fb = settings::builder();
+    fb.set("opt_level", "speed").map_err(err)?;
+    let isa = cranelift_native::builder().map_err(err)?.finish(settings::Flags::new(fb)).map_err(err)?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, _, ptr) in shims::SHIMS {
+        jb.symbol(*name, *ptr);
+    }
+    let mut module = JITModule::new(jb);
+    let mut cg = Gen::new(flat, &mut module)?;
+    let sig4 = Gen::buffers_sig(&module);
+    let mut fbc = FunctionBuilderContext::new();
+    let mut ctx = module.make_context();
+    let define = |module: &mut JITModule, ctx: &mut cranelift_codegen::Context, name: &str, id: FuncId| -> Result<(), Unsupported> {
+        module.define_function(id, ctx).map_err(|e| err(format!("{name}: {e:?}")))?;
+        module.clear_context(ctx);
+        Ok(())
+    };
+    // signals(x, p, s, _)
+    let sig_id = module.declare_function("signals", Linkage::Local, &sig4).map_err(err)?;
+    ctx.func.signature = sig4.clone();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let blk = b.create_block();
+        b.append_block_params_for_function_params(blk);
+        b.switch_to_block(blk);
+        b.seal_block(blk);
+        let ps = b.block_params(blk).to_vec();
+        cg.signals(&mut module, &mut b, ps[0], ps[1], ps[2]);
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    define(&mut module, &mut ctx, "signals", sig_id)?;
+    // updates(x, p, s, out)
+    let upd_id = module.declare_function("updates", Linkage::Local, &sig4).map_err(err)?;
+    ctx.func.signature = sig4.clone();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let blk = b.create_block();
+        b.append_block_params_for_function_params(blk);
+        b.switch_to_block(blk);
+        b.seal_block(blk);
+        let ps = b.block_params(blk).to_vec();
+        cg.updates(&mut module, &mut b, ps[0], ps[1], ps[2], ps[3]);
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+    }
+    define(&mut module, &mut ctx, "updates", upd_id)?;
+    // driver(x, p, s, work, rec, io)
+    let mut dsig = sig4.clone();
+    dsig.params.push(dsig.params[0]);
+    dsig.params.push(dsig.params[0]);
+    let drv_id = module.declare_function("driver", Linkage::Export, &dsig).map_err(err)?;
+    ctx.func.signature = dsig;
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+        let blk = b.create_block();
+        b.append_block_params_for_function_params(blk);
+        b.switch_to_block(blk);
+        b.seal_block(blk);
+        let ps = b.block_params(blk).to_vec();
+        let sref = module.declare_func_in_func(sig_id, b.func);
+        let uref = module.declare_func_in_func(upd_id, b.func);
+        let args = driver::Args { x: ps[0], p: ps[1], s: ps[2], work: ps[3], rec: ps[4], io: ps[5] };
+        let layout = driver::Layout { n: flat.n_state, probes: probes.clone(), method: spec.method, discrete: flat.time != TimeKind::Continuous };
+        driver::emit(&mut b, &args, &layout, sref, uref);
+        b.finalize(module.target_config());
+    }
+    define(&mut module, &mut ctx, "driver", drv_id)?;
+    module.finalize_definitions().map_err(err)?;
+    let code = module.get_finalized_function(drv_id);
+    // SAFETY: `code` is the driver just defined with the signature `dsig`: six pointers, no
+    // result, the platform's C calling convention.
+    let driver: Driver = unsafe { std::mem::transmute::<*const u8, Driver>(code) };
+    Ok(Compiled { _module: module, driver, _tables: std::mem::take(&mut cg.tables), probes, names })
+}
+
+/// Runs `flat` compiled, with the interpreter's semantics: same header, rows and errors.
+/// `Ok(Err(reason))` when the program is not supported (nothing was called).
+pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: &mut dyn FnMut(f64, &[f64])) -> Result<Result<(u64, Timings), Unsupported>, RunError> {
+    let t0 = Instant::now();
+    let compiled = match compile(flat, spec)? {
+        Ok(c) => c,
+        Err(u) => return Ok(Err(u)),
+    };
+    let compile_time = t0.elapsed();
+    header(&compiled.names);
+    let mut sim = Sim::new(flat, spec)?;
+    let n = flat.n_state;
+    let np = compiled.probes.len();
+    let (count, every, dt) = if flat.time == TimeKind::Continuous {
+        if !(spec.dt > 0.0 && spec.dt.is_finite()) {
+            return Err(RunError::Setting(format!("the step dt must be positive, not {}", spec.dt)));
+        }
+        let until = match (spec.until, spec.steps) {
+            (Some(u), _) => u,
+            (None, Some(s)) => s as f64 * spec.dt,
+            (None, None) => return Err(RunError::Setting("give `until T` (or `steps N`)".into())),
+        };
+        let every = spec.every.unwrap_or(spec.dt);
+        if every.is_nan() || every <= 0.0 {
+            return Err(RunError::Setting("the recording interval must be positive".into()));
+        }
+        ((until / every + 1e-9).floor() as u64, every, spec.dt)
+    } else {
+        let steps = spec
+            .steps
+            .or(spec.until.map(|u| u.round() as u64))
+            .ok_or_else(|| RunError::Setting("give `steps N` (or `until T`) for a discrete system".into()))?;
+        (steps, spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1) as f64, 0.0)
+    };
+    let rows = if flat.time == TimeKind::Continuous { count + 1 } else { count / every as u64 + 1 };
+    let mut rec = vec![0.0; rows as usize * np.max(1)];
+    let mut work = vec![0.0; 6 * n.max(1)];
+    let mut io = [0.0f64; 6];
+    io[0] = f64::from_bits(count);
+    io[1] = every;
+    io[2] = dt;
+    // The io slots COUNT, ROWS and BAD_SLOT hold i64s.
+    let start = Instant::now();
+    // SAFETY: every buffer has the length the generated code indexes: x has n_state slots, p
+    // n_param, s n_signal, work 6 × n, rec rows × probes, io 6 words.
+    unsafe {
+        (compiled.driver)(sim.x.as_mut_ptr(), sim.m.params.as_ptr(), sim.m.sig.as_mut_ptr(), work.as_mut_ptr(), rec.as_mut_ptr(), io.as_mut_ptr());
+    }
+    let run_time = start.elapsed();
+    let written = io[3].to_bits() as usize;
+    for r in 0..written.min(rows as usize) {
+        let t = if flat.time == TimeKind::Continuous { r as f64 * every } else { r as f64 * every };
+        row(t, &rec[r * np..(r + 1) * np]);
+    }
+    let bad = io[5].to_bits() as i64;
+    if bad >= 0 {
+        let slot = bad as usize;
+        return Err(RunError::NotFinite { name: state_name(flat, slot), time: io[4], last: sim.x[slot] });
+    }
+    let steps = if flat.time == TimeKind::Continuous { (count as f64 * every / dt).round() as u64 } else { count };
+    Ok(Ok((steps, Timings { compile: compile_time, run: run_time })))
+}
