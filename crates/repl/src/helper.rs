@@ -16,6 +16,13 @@ pub fn input_complete(text: &str) -> bool {
     if t.is_empty() || t.starts_with(':') {
         return true;
     }
+    // A doc comment belongs to the item on the next line.
+    if t.lines()
+        .last()
+        .is_some_and(|l| l.trim_start().starts_with("///"))
+    {
+        return false;
+    }
     if crate::commands::is_definition(t) {
         dyn_syntax::is_complete(text)
     } else {

@@ -49,6 +49,7 @@ pub fn main(files: &[PathBuf]) -> u8 {
     let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut session = Session::new(Stdlib::locate(), color);
+    session.interactive = interactive;
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     let mut io = Io {
         out: &mut out,

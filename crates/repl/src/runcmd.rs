@@ -343,6 +343,10 @@ impl Session {
         };
         let mut trace = Trace::new(&t.sig.name);
         let mut names = Vec::new();
+        if self.interactive {
+            let _ = writeln!(io.err, "running {}… (Ctrl-C stops it)", t.sig.name);
+            let _ = io.err.flush();
+        }
         self.interrupt.store(false, Ordering::SeqCst);
         let flag = self.interrupt.clone();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -78,6 +78,8 @@ pub struct Session {
     pub interrupt: Arc<AtomicBool>,
     /// Names and ports for tab completion, refreshed after each definition.
     pub index: Rc<RefCell<Index>>,
+    /// On a terminal: a `:run` says that Ctrl-C stops it.
+    pub interactive: bool,
     broken: BTreeSet<String>,
     typed: usize,
 }
@@ -145,6 +147,7 @@ impl Session {
             last_trace: None,
             interrupt: Arc::new(AtomicBool::new(false)),
             index: Rc::new(RefCell::new(Index::default())),
+            interactive: false,
             broken: BTreeSet::new(),
             typed: 0,
         }
