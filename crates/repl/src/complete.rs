@@ -161,8 +161,11 @@ impl Index {
 
     /// Completions of the word before `pos`: its start and the candidates.
     pub fn complete(&self, line: &str, pos: usize) -> (usize, Vec<String>) {
-        let pos = pos.min(line.len());
-        let before = line.get(..pos).unwrap_or("");
+        let mut pos = pos.min(line.len());
+        while !line.is_char_boundary(pos) {
+            pos -= 1;
+        }
+        let before = &line[..pos];
         let start = before
             .char_indices()
             .rev()
@@ -179,9 +182,9 @@ impl Index {
         };
         let head = &before[..start];
         // Commands at the start of a line.
-        if head.trim().is_empty() && before.trim_start().starts_with(':') {
-            let s = before.len() - before.trim_start().len();
-            let typed = before.trim_start();
+        let typed = before.trim_start();
+        if typed.starts_with(':') && !typed.contains(char::is_whitespace) {
+            let s = before.len() - typed.len();
             let v: Vec<String> = COMMANDS
                 .iter()
                 .filter(|c| c.starts_with(typed))

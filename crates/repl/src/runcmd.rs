@@ -202,6 +202,7 @@ fn apply_args(spec: &mut RunSpec, domain: Domain, args: &[&str]) -> Result<(), S
 struct Target {
     checked: Checked,
     sig: Rc<SystemSig>,
+    asm: crate::source::Assembly,
 }
 
 impl Session {
@@ -265,18 +266,23 @@ impl Session {
             .find(|(_, s)| s.name == name)?
             .1
             .clone();
-        Some(Target { checked, sig })
+        Some(Target { checked, sig, asm })
     }
 
     fn flat(&self, t: &Target, io: &mut Io) -> Option<Flat> {
         match dyn_ir::lower(&t.checked, &t.sig).and_then(dyn_ir::flat::flatten) {
             Ok(f) => Some(f),
             Err(d) => {
-                let asm_free = dyn_diag::render(&t.checked.sources, &d, self.color);
-                let _ = write!(io.err, "{asm_free}");
+                self.lowering_error(t, *d, io);
                 None
             }
         }
+    }
+
+    /// Writes a diagnostic of lowering or flattening, moved into the inputs.
+    fn lowering_error(&self, t: &Target, d: Diagnostic, io: &mut Io) {
+        let m = self.map(&t.asm, &t.checked, vec![d]);
+        let _ = write!(io.err, "{}", self.render(&m.sources, &m.diags));
     }
 
     fn run_block(t: &Target) -> Option<RunDef> {
@@ -476,11 +482,7 @@ impl Session {
         let program = match dyn_ir::lower(&t.checked, &t.sig) {
             Ok(p) => p,
             Err(d) => {
-                let _ = write!(
-                    io.err,
-                    "{}",
-                    dyn_diag::render(&t.checked.sources, &d, self.color)
-                );
+                self.lowering_error(&t, *d, io);
                 return Status::Failed;
             }
         };
@@ -490,11 +492,7 @@ impl Session {
                     let _ = write!(io.out, "{}", dyn_ir::print::flat(&f));
                 }
                 Err(d) => {
-                    let _ = write!(
-                        io.err,
-                        "{}",
-                        dyn_diag::render(&t.checked.sources, &d, self.color)
-                    );
+                    self.lowering_error(&t, *d, io);
                     return Status::Failed;
                 }
             }
