@@ -250,7 +250,10 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         Err(code) => return code,
     };
     if !matches!(a.backend.as_str(), "auto" | "jit" | "interp") {
-        eprintln!("error: unknown backend `{}`: use jit, interp or auto", a.backend);
+        eprintln!(
+            "error: unknown backend `{}`: use jit, interp or auto",
+            a.backend
+        );
         return ExitCode::from(2);
     }
     let (sig, block) = match target(&checked, a.system.as_deref()) {
@@ -312,6 +315,7 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             }
         }
     }
+    let lower_start = std::time::Instant::now();
     let program = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
         Ok(f) => f,
         Err(d) => {
@@ -355,29 +359,40 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         }
         progress.at(t);
     };
+    let lowered = lower_start.elapsed();
     let started = std::time::Instant::now();
     let use_jit = a.backend != "interp" && dyn_jit::supported_run(&program, &spec).is_ok();
-    if a.backend == "jit" {
-        if let Err(why) = dyn_jit::supported_run(&program, &spec) {
-            eprintln!("error: the JIT does not support {why} yet; run with `--backend interp`");
-            return ExitCode::from(2);
-        }
+    if a.backend == "jit"
+        && let Err(why) = dyn_jit::supported_run(&program, &spec)
+    {
+        eprintln!("error: the JIT does not support {why} yet; run with `--backend interp`");
+        return ExitCode::from(2);
     }
     let result = if use_jit {
         match dyn_jit::run(&program, &spec, &mut on_header, &mut on_row) {
             Ok(Ok((steps, t))) => {
                 if a.timings {
-                    eprintln!("backend jit: compile {:.1} ms, run {:.1} ms", t.compile.as_secs_f64() * 1e3, t.run.as_secs_f64() * 1e3);
+                    eprintln!(
+                        "backend jit: lower + flatten {:.1} ms, compile {:.1} ms, run {:.1} ms",
+                        lowered.as_secs_f64() * 1e3,
+                        t.compile.as_secs_f64() * 1e3,
+                        t.run.as_secs_f64() * 1e3
+                    );
                 }
                 Ok(steps)
             }
-            Ok(Err(why)) => Err(dyn_interp::run::RunError::Setting(format!("the JIT does not support {why}"))),
+            Ok(Err(why)) => Err(dyn_interp::run::RunError::Setting(format!(
+                "the JIT does not support {why}"
+            ))),
             Err(e) => Err(e),
         }
     } else {
         let r = dyn_interp::run::run(&program, &spec, &mut on_header, &mut on_row);
         if a.timings {
-            eprintln!("backend interp: run {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
+            eprintln!(
+                "backend interp: run {:.1} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
         }
         r
     };

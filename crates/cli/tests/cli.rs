@@ -432,3 +432,80 @@ fn plots_are_written_as_svg_and_png() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The JIT reproduces the interpreter's traces to the bit on every example and conformance
+/// program it supports (the others must be reported as unsupported, not run wrongly).
+#[test]
+fn jit_traces_equal_interpreter_traces() {
+    let mut files = dyn_files(&repo().join("examples"));
+    files.extend(dyn_files(&repo().join("../shared/conformance/ok")));
+    let mut compared = 0;
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        if !src.lines().any(|l| l.trim_start().starts_with("run ")) {
+            continue;
+        }
+        let file = f.to_str().unwrap();
+        // Short horizons keep the interpreter quick; the recording follows the run block.
+        let horizon: &[&str] = if src.lines().any(|l| l.trim_start().starts_with("steps ")) {
+            &["--steps", "20"]
+        } else {
+            &["--until", "3"]
+        };
+        let run = |backend: &str| {
+            let mut args = vec!["run", file, "--backend", backend];
+            args.extend_from_slice(horizon);
+            dyn_cmd(&args)
+        };
+        let (interp, jit) = (run("interp"), run("jit"));
+        if jit.status.code() == Some(2) && text(&jit).contains("does not support") {
+            continue;
+        }
+        assert_eq!(
+            jit.status.code(),
+            interp.status.code(),
+            "{file}: {}",
+            text(&jit)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&jit.stdout),
+            String::from_utf8_lossy(&interp.stdout),
+            "{file}: traces differ"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 4, "compared {compared} programs");
+    // A model the JIT does not support yet is refused with --backend jit and run by `auto`.
+    let o = dyn_cmd(&["run", "examples/gate.dyn", "--backend", "jit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("does not support"));
+    assert_eq!(
+        dyn_cmd(&["run", "examples/gate.dyn", "--steps", "3"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+/// A NaN found by the JIT is reported like the interpreter reports it.
+#[test]
+fn jit_reports_non_finite_state_like_the_interpreter() {
+    let dir = std::env::temp_dir().join(format!("dyn-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("blow.dyn");
+    std::fs::write(&p, "system Blow : { out x: Real } {\n  state x: Real = 1.0\n  out x = x\n  der x = x * x\n}\nsystem Top : { out y: Real } {\n  box b: Blow\n  out y = b.x\n}\nrun Top {\n  until 10.0\n  method euler(dt = 0.1)\n  record y every 0.1\n}\n").unwrap();
+    let i = dyn_cmd(&["run", p.to_str().unwrap(), "--backend", "interp"]);
+    let j = dyn_cmd(&["run", p.to_str().unwrap(), "--backend", "jit"]);
+    assert_eq!(i.status.code(), Some(1));
+    assert_eq!(j.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&i.stderr),
+        String::from_utf8_lossy(&j.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&i.stdout),
+        String::from_utf8_lossy(&j.stdout),
+        "the trace so far is the same"
+    );
+    assert!(String::from_utf8_lossy(&j.stderr).contains("state `b.x` became NaN or infinite"));
+}

@@ -7,7 +7,9 @@
 
 use crate::shims::SHIMS;
 use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types};
+use cranelift_codegen::ir::{
+    AbiParam, FuncRef, InstBuilder, MemFlagsData, Signature, Value, types,
+};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 use cranelift_jit::JITModule;
@@ -32,7 +34,9 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     fn ok(x: &Expr) -> Result<(), Unsupported> {
         match x {
             Expr::Randn => Err("`randn()`".into()),
-            Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => Err("tensors".into()),
+            Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => {
+                Err("tensors".into())
+            }
             Expr::Bin(Bin::MatMul, ..) => Err("matrix products".into()),
             Expr::Mode(..) => Err("mode values".into()),
             Expr::Un(_, a) => ok(a),
@@ -44,7 +48,14 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
         }
     }
     for s in &flat.program.systems {
-        let slots = s.params.iter().map(|p| &p.0).chain(s.states.iter().map(|x| &x.0)).chain(&s.inputs).chain(&s.outputs).chain(s.lets.iter().map(|l| &l.0));
+        let slots = s
+            .params
+            .iter()
+            .map(|p| &p.0)
+            .chain(s.states.iter().map(|x| &x.0))
+            .chain(&s.inputs)
+            .chain(&s.outputs)
+            .chain(s.lets.iter().map(|l| &l.0));
         for sl in slots {
             if !sl.shape.is_empty() {
                 return Err(format!("the tensor `{}`", sl.name));
@@ -56,7 +67,12 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
         if let Readout::Mode(..) = s.readout {
             return Err("mode-dependent readouts".into());
         }
-        let exprs = s.lets.iter().map(|l| &l.1).chain(s.updates.iter().map(|a| &a.value)).chain(s.wires.iter().map(|w| &w.value));
+        let exprs = s
+            .lets
+            .iter()
+            .map(|l| &l.1)
+            .chain(s.updates.iter().map(|a| &a.value))
+            .chain(s.wires.iter().map(|w| &w.value));
         for x in exprs {
             ok(x)?;
         }
@@ -106,14 +122,27 @@ impl<'a> Gen<'a> {
                 sig.params.push(AbiParam::new(F64));
             }
             sig.returns.push(AbiParam::new(F64));
-            let id = module.declare_function(name, Linkage::Import, &sig).map_err(|e| e.to_string())?;
+            let id = module
+                .declare_function(name, Linkage::Import, &sig)
+                .map_err(|e| e.to_string())?;
             shims.insert(*name, id);
         }
-        Ok(Gen { flat, shims, tables: vec![] })
+        Ok(Gen {
+            flat,
+            shims,
+            tables: vec![],
+        })
     }
 
-    fn refs(&self, module: &mut JITModule, b: &mut FunctionBuilder) -> HashMap<&'static str, FuncRef> {
-        self.shims.iter().map(|(n, id)| (*n, module.declare_func_in_func(*id, b.func))).collect()
+    fn refs(
+        &self,
+        module: &mut JITModule,
+        b: &mut FunctionBuilder,
+    ) -> HashMap<&'static str, FuncRef> {
+        self.shims
+            .iter()
+            .map(|(n, id)| (*n, module.declare_func_in_func(*id, b.func)))
+            .collect()
     }
 
     /// Signature `(x, p, s, out) -> ()` of the signal and update functions.
@@ -165,19 +194,39 @@ impl<'a> Gen<'a> {
             Expr::Loop(d) => b.ins().fcvt_from_sint(F64, f.loops[*d as usize]),
             Expr::Arg(i) => f.args[*i as usize],
             Expr::Param(i) => {
-                let s = b.ins().iconst(I64, (grp.param_base + grp.param_off[*i as usize]) as i64);
+                let s = b
+                    .ins()
+                    .iconst(I64, (grp.param_base + grp.param_off[*i as usize]) as i64);
                 Self::load(b, c.p, s)
             }
             Expr::State(i) => {
-                let s = Self::slot(b, grp.state_base, f.e, grp.state_stride, grp.state_off[*i as usize]);
+                let s = Self::slot(
+                    b,
+                    grp.state_base,
+                    f.e,
+                    grp.state_stride,
+                    grp.state_off[*i as usize],
+                );
                 Self::load(b, c.x, s)
             }
             Expr::Input(i) => {
-                let s = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.in_off[*i as usize]);
+                let s = Self::slot(
+                    b,
+                    grp.sig_base,
+                    f.e,
+                    grp.sig_stride,
+                    grp.in_off[*i as usize],
+                );
                 Self::load(b, c.s, s)
             }
             Expr::Let(i) => {
-                let s = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.let_off[*i as usize]);
+                let s = Self::slot(
+                    b,
+                    grp.sig_base,
+                    f.e,
+                    grp.sig_stride,
+                    grp.let_off[*i as usize],
+                );
                 Self::load(b, c.s, s)
             }
             Expr::BoxOut { b: bi, index, port } => {
@@ -193,7 +242,13 @@ impl<'a> Gen<'a> {
                 };
                 let en = b.ins().imul_imm_s(f.e, n);
                 let ce = b.ins().iadd(en, k);
-                let s = Self::slot(b, child.sig_base, ce, child.sig_stride, child.out_off[*port as usize]);
+                let s = Self::slot(
+                    b,
+                    child.sig_base,
+                    ce,
+                    child.sig_stride,
+                    child.out_off[*port as usize],
+                );
                 Self::load(b, c.s, s)
             }
             Expr::Un(op, a) => {
@@ -243,11 +298,35 @@ impl<'a> Gen<'a> {
                 };
                 match (op, num) {
                     (Bin::Add, Num::Int) | (Bin::Sub, Num::Int) | (Bin::Mul, Num::Int) => {
-                        let (ia, iy) = (b.ins().fcvt_to_sint_sat(I64, a), b.ins().fcvt_to_sint_sat(I64, y));
+                        let (ia, iy) = (
+                            b.ins().fcvt_to_sint_sat(I64, a),
+                            b.ins().fcvt_to_sint_sat(I64, y),
+                        );
                         let v = match op {
                             Bin::Add => b.ins().iadd(ia, iy),
                             Bin::Sub => b.ins().isub(ia, iy),
                             _ => b.ins().imul(ia, iy),
+                        };
+                        b.ins().fcvt_from_sint(F64, v)
+                    }
+                    // By a constant other than 0 and -1 division cannot trap: inline it.
+                    (Bin::Div | Bin::Rem, Num::Int) if matches!(**r, Expr::Const(k) if k != 0.0 && k != -1.0 && k.fract() == 0.0) =>
+                    {
+                        let Expr::Const(k) = **r else { unreachable!() };
+                        let ia = b.ins().fcvt_to_sint_sat(I64, a);
+                        let ik = b.ins().iconst(I64, k as i64);
+                        let v = if *op == Bin::Div {
+                            b.ins().sdiv(ia, ik)
+                        } else {
+                            // Euclidean remainder: r + |k| when r < 0.
+                            let rr = b.ins().srem(ia, ik);
+                            let adj = b.ins().iadd_imm_s(rr, (k as i64).abs());
+                            let neg = b.ins().icmp_imm_s(
+                                cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+                                rr,
+                                0,
+                            );
+                            b.ins().select(neg, adj, rr)
                         };
                         b.ins().fcvt_from_sint(F64, v)
                     }
@@ -273,7 +352,11 @@ impl<'a> Gen<'a> {
                         let zero = b.ins().f64const(0.0);
                         let ta = b.ins().fcmp(FloatCC::NotEqual, a, zero);
                         let ty = b.ins().fcmp(FloatCC::NotEqual, y, zero);
-                        let t = if *op == Bin::And { b.ins().band(ta, ty) } else { b.ins().bor(ta, ty) };
+                        let t = if *op == Bin::And {
+                            b.ins().band(ta, ty)
+                        } else {
+                            b.ins().bor(ta, ty)
+                        };
                         Self::bool_f(b, t)
                     }
                 }
@@ -291,7 +374,12 @@ impl<'a> Gen<'a> {
                 let inner = Frame { args, ..f.clone() };
                 self.expr(b, c, &inner, &flat.program.fns[*fi as usize].body)
             }
-            Expr::Randn | Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) | Expr::Mode(..) => {
+            Expr::Randn
+            | Expr::Array(_)
+            | Expr::Index(..)
+            | Expr::Reduce(..)
+            | Expr::Dot(..)
+            | Expr::Mode(..) => {
                 unreachable!("rejected by `supported`")
             }
         }
@@ -299,12 +387,27 @@ impl<'a> Gen<'a> {
 
     /// Emits `for each item of the op: body(frame)`: a counted loop over a contiguous range of
     /// elements, or a loop over a table of (element, loop values…, target) rows.
-    fn for_items(&mut self, b: &mut FunctionBuilder, c: &Ctx, g: u32, op: &dyn_ir::flat::Op, body: &mut dyn FnMut(&Self, &mut FunctionBuilder, &Ctx, &Frame, Value)) {
+    fn for_items(
+        &mut self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        g: u32,
+        op: &dyn_ir::flat::Op,
+        body: &mut dyn FnMut(&Self, &mut FunctionBuilder, &Ctx, &Frame, Value),
+    ) {
         let items = &op.items;
         let depth = items.first().map(|i| i.loops.len()).unwrap_or(0);
-        let contiguous = depth == 0 && items.iter().enumerate().all(|(k, it)| it.elem == items[0].elem + k as u64);
+        let contiguous = depth == 0
+            && items
+                .iter()
+                .enumerate()
+                .all(|(k, it)| it.elem == items[0].elem + k as u64);
         let (lo, hi, table) = if contiguous {
-            (items[0].elem as i64, items[0].elem as i64 + items.len() as i64, None)
+            (
+                items[0].elem as i64,
+                items[0].elem as i64 + items.len() as i64,
+                None,
+            )
         } else {
             let mut t = Vec::with_capacity(items.len() * (depth + 2));
             for it in items {
@@ -316,6 +419,20 @@ impl<'a> Gen<'a> {
             let ptr = self.tables.last().expect("pushed").as_ptr() as i64;
             (0, items.len() as i64, Some(ptr))
         };
+        if table.is_none() && hi - lo <= 4 {
+            // A few elements: straight-line code with the element as a constant.
+            for e in lo..hi {
+                let ev = b.ins().iconst(I64, e);
+                let frame = Frame {
+                    g,
+                    e: ev,
+                    loops: vec![],
+                    args: vec![],
+                };
+                body(self, b, c, &frame, ev);
+            }
+            return;
+        }
         let i = b.declare_var(I64);
         let start = b.ins().iconst(I64, lo);
         b.def_var(i, start);
@@ -325,20 +442,42 @@ impl<'a> Gen<'a> {
         b.ins().jump(head, &[]);
         b.switch_to_block(head);
         let iv = b.use_var(i);
-        let done = b.ins().icmp_imm_s(cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual, iv, hi);
+        let done = b.ins().icmp_imm_s(
+            cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual,
+            iv,
+            hi,
+        );
         b.ins().brif(done, exit, &[], body_blk, &[]);
         b.switch_to_block(body_blk);
         let iv = b.use_var(i);
         let (frame, target) = match table {
-            None => (Frame { g, e: iv, loops: vec![], args: vec![] }, iv),
+            None => (
+                Frame {
+                    g,
+                    e: iv,
+                    loops: vec![],
+                    args: vec![],
+                },
+                iv,
+            ),
             Some(ptr) => {
                 let row = b.ins().imul_imm_s(iv, ((depth + 2) * 8) as i64);
                 let base = b.ins().iconst(I64, ptr);
                 let addr = b.ins().iadd(base, row);
                 let e = b.ins().load(I64, mem(), addr, 0);
-                let loops: Vec<Value> = (0..depth).map(|d| b.ins().load(I64, mem(), addr, ((d + 1) * 8) as i32)).collect();
+                let loops: Vec<Value> = (0..depth)
+                    .map(|d| b.ins().load(I64, mem(), addr, ((d + 1) * 8) as i32))
+                    .collect();
                 let target = b.ins().load(I64, mem(), addr, ((depth + 1) * 8) as i32);
-                (Frame { g, e, loops, args: vec![] }, target)
+                (
+                    Frame {
+                        g,
+                        e,
+                        loops,
+                        args: vec![],
+                    },
+                    target,
+                )
             }
         };
         body(self, b, c, &frame, target);
@@ -353,8 +492,20 @@ impl<'a> Gen<'a> {
     }
 
     /// Body of `signals(x, p, s, _)`: every op of the schedule, in order.
-    pub fn signals(&mut self, module: &mut JITModule, b: &mut FunctionBuilder, x: Value, p: Value, s: Value) {
-        let c = Ctx { x, p, s, refs: self.refs(module, b) };
+    pub fn signals(
+        &mut self,
+        module: &mut JITModule,
+        b: &mut FunctionBuilder,
+        x: Value,
+        p: Value,
+        s: Value,
+    ) {
+        let c = Ctx {
+            x,
+            p,
+            s,
+            refs: self.refs(module, b),
+        };
         let flat = self.flat;
         for op in &flat.schedule {
             match op.kind {
@@ -371,7 +522,10 @@ impl<'a> Gen<'a> {
                 }
                 OpKind::Out(g, port) => {
                     let grp = &flat.groups[g as usize];
-                    let Readout::Ports(xs) = &flat.program.systems[grp.system as usize].readout else { continue };
+                    let Readout::Ports(xs) = &flat.program.systems[grp.system as usize].readout
+                    else {
+                        continue;
+                    };
                     let xexpr = &xs[port as usize];
                     let off = grp.out_off[port as usize];
                     self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
@@ -388,12 +542,26 @@ impl<'a> Gen<'a> {
                     let wire = &sys.wires[w as usize];
                     let child = &flat.groups[grp.children[wire.b as usize] as usize];
                     let n = sys.boxes[wire.b as usize].count.unwrap_or(1) as i64;
-                    let k0 = wire.index.as_ref().map(|i| eval_index(i, &[]).unwrap_or(0)).unwrap_or(0);
-                    let (cbase, cstride, coff) = (child.sig_base, child.sig_stride, child.in_off[wire.port as usize]);
+                    let k0 = wire
+                        .index
+                        .as_ref()
+                        .map(|i| eval_index(i, &[]).unwrap_or(0))
+                        .unwrap_or(0);
+                    let (cbase, cstride, coff) = (
+                        child.sig_base,
+                        child.sig_stride,
+                        child.in_off[wire.port as usize],
+                    );
                     let depth = op.items.first().map(|i| i.loops.len()).unwrap_or(0);
                     self.for_items(b, &c, g, op, &mut |cg, b, c, f, target| {
                         let v = cg.expr(b, c, f, &wire.value);
-                        let ce = if depth == 0 && op.items.iter().enumerate().all(|(k, it)| it.elem == op.items[0].elem + k as u64) {
+                        let ce = if depth == 0
+                            && op
+                                .items
+                                .iter()
+                                .enumerate()
+                                .all(|(k, it)| it.elem == op.items[0].elem + k as u64)
+                        {
                             let en = b.ins().imul_imm_s(f.e, n);
                             b.ins().iadd_imm_s(en, k0)
                         } else {
@@ -409,8 +577,21 @@ impl<'a> Gen<'a> {
 
     /// Body of the update function: derivatives (`der`, zero elsewhere) or next values
     /// (`next`) of every element, into `out`.
-    pub fn updates(&mut self, module: &mut JITModule, b: &mut FunctionBuilder, x: Value, p: Value, s: Value, out: Value) {
-        let c = Ctx { x, p, s, refs: self.refs(module, b) };
+    pub fn updates(
+        &mut self,
+        module: &mut JITModule,
+        b: &mut FunctionBuilder,
+        x: Value,
+        p: Value,
+        s: Value,
+        out: Value,
+    ) {
+        let c = Ctx {
+            x,
+            p,
+            s,
+            refs: self.refs(module, b),
+        };
         let flat = self.flat;
         // Slots without an update stay as the caller zeroed (derivatives) or copied (next).
         for (gi, grp) in flat.groups.iter().enumerate() {
@@ -420,13 +601,25 @@ impl<'a> Gen<'a> {
             }
             let op = dyn_ir::flat::Op {
                 kind: OpKind::Let(gi as u32, 0),
-                items: (0..grp.count).map(|e| dyn_ir::flat::Item { elem: e, loops: vec![], target: 0 }).collect(),
+                items: (0..grp.count)
+                    .map(|e| dyn_ir::flat::Item {
+                        elem: e,
+                        loops: vec![],
+                        target: 0,
+                    })
+                    .collect(),
             };
             self.for_items(b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for a in &sys.updates {
                     let v = cg.expr(b, c, f, &a.value);
-                    let sl = Self::slot(b, grp.state_base, f.e, grp.state_stride, grp.state_off[a.state as usize]);
+                    let sl = Self::slot(
+                        b,
+                        grp.state_base,
+                        f.e,
+                        grp.state_stride,
+                        grp.state_off[a.state as usize],
+                    );
                     Self::store(b, out, sl, v);
                 }
             });

@@ -69,6 +69,14 @@ fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
 
 /// `for i in 0..n { body(i) }` as a runtime loop.
 fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBuilder, Value)) {
+    // Small state vectors: unrolled, no loop overhead per step.
+    if n <= 16 {
+        for k in 0..n {
+            let i = b.ins().iconst(I64, k as i64);
+            body(b, i);
+        }
+        return;
+    }
     let i = b.declare_var(I64);
     let z = b.ins().iconst(I64, 0);
     b.def_var(i, z);
@@ -78,7 +86,9 @@ fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBui
     b.ins().jump(head, &[]);
     b.switch_to_block(head);
     let iv = b.use_var(i);
-    let done = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, n as i64);
+    let done = b
+        .ins()
+        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, n as i64);
     b.ins().brif(done, exit, &[], blk, &[]);
     b.switch_to_block(blk);
     let iv = b.use_var(i);
@@ -97,7 +107,14 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
     let n = l.n;
     let np = l.probes.len();
     let buf = |b: &mut FunctionBuilder, k: i64| b.ins().iadd_imm_s(a.work, k * n as i64 * 8);
-    let (k1, k2, k3, k4, tmp, out) = (buf(b, 0), buf(b, 1), buf(b, 2), buf(b, 3), buf(b, 4), buf(b, 5));
+    let (k1, k2, k3, k4, tmp, out) = (
+        buf(b, 0),
+        buf(b, 1),
+        buf(b, 2),
+        buf(b, 3),
+        buf(b, 4),
+        buf(b, 5),
+    );
     let call = |b: &mut FunctionBuilder, f: FuncRef, x: Value, o: Value| {
         b.ins().call(f, &[x, a.p, a.s, o]);
     };
@@ -262,7 +279,8 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
                         let p = at(b, base, i);
                         b.ins().load(F64, mem(), p, 0)
                     };
-                    let (xv, a1, a2, a3, a4) = (ld(b, a.x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
+                    let (xv, a1, a2, a3, a4) =
+                        (ld(b, a.x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
                     let t2 = b.ins().fmul(two, a2);
                     let s1 = b.ins().fadd(a1, t2);
                     let t3 = b.ins().fmul(two, a3);

@@ -64,19 +64,37 @@ fn chosen(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunE
     let all = probes(flat);
     let names: Vec<String> = if spec.record.is_empty() {
         let root = &flat.program.systems[flat.groups[0].system as usize];
-        all.iter().filter(|(n, _)| root.outputs.iter().any(|o| *n == o.name)).map(|(n, _)| n.clone()).collect()
+        all.iter()
+            .filter(|(n, _)| root.outputs.iter().any(|o| *n == o.name))
+            .map(|(n, _)| n.clone())
+            .collect()
     } else {
         let mut v = Vec::new();
         for r in &spec.record {
-            let found: Vec<String> = all.iter().filter(|(n, _)| n == r || n.starts_with(&format!("{r}["))).map(|(n, _)| n.clone()).collect();
+            let found: Vec<String> = all
+                .iter()
+                .filter(|(n, _)| n == r || n.starts_with(&format!("{r}[")))
+                .map(|(n, _)| n.clone())
+                .collect();
             if found.is_empty() {
-                return Err(RunError::UnknownRecord { name: r.clone(), valid: all.iter().map(|(n, _)| n.clone()).take(40).collect() });
+                return Err(RunError::UnknownRecord {
+                    name: r.clone(),
+                    valid: all.iter().map(|(n, _)| n.clone()).take(40).collect(),
+                });
             }
             v.extend(found);
         }
         v
     };
-    let probes = names.iter().map(|n| all.iter().find(|(m, _)| m == n).map(|(_, p)| *p).expect("probe exists")).collect();
+    let probes = names
+        .iter()
+        .map(|n| {
+            all.iter()
+                .find(|(m, _)| m == n)
+                .map(|(_, p)| *p)
+                .expect("probe exists")
+        })
+        .collect();
     Ok((names, probes))
 }
 
@@ -89,10 +107,18 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
     Ok(build(flat, spec, names, probes))
 }
 
-fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) -> Result<Compiled, Unsupported> {
+fn build(
+    flat: &Flat,
+    spec: &RunSpec,
+    names: Vec<String>,
+    probes: Vec<Probe>,
+) -> Result<Compiled, Unsupported> {
     let mut fb = settings::builder();
     fb.set("opt_level", "speed").map_err(err)?;
-    let isa = cranelift_native::builder().map_err(err)?.finish(settings::Flags::new(fb)).map_err(err)?;
+    let isa = cranelift_native::builder()
+        .map_err(err)?
+        .finish(settings::Flags::new(fb))
+        .map_err(err)?;
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
     for (name, _, ptr) in shims::SHIMS {
         jb.symbol(*name, *ptr);
@@ -102,13 +128,21 @@ fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) ->
     let sig4 = Gen::buffers_sig(&module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
-    let define = |module: &mut JITModule, ctx: &mut cranelift_codegen::Context, name: &str, id: FuncId| -> Result<(), Unsupported> {
-        module.define_function(id, ctx).map_err(|e| err(format!("{name}: {e:?}")))?;
+    let define = |module: &mut JITModule,
+                  ctx: &mut cranelift_codegen::Context,
+                  name: &str,
+                  id: FuncId|
+     -> Result<(), Unsupported> {
+        module
+            .define_function(id, ctx)
+            .map_err(|e| err(format!("{name}: {e:?}")))?;
         module.clear_context(ctx);
         Ok(())
     };
     // signals(x, p, s, _)
-    let sig_id = module.declare_function("signals", Linkage::Local, &sig4).map_err(err)?;
+    let sig_id = module
+        .declare_function("signals", Linkage::Local, &sig4)
+        .map_err(err)?;
     ctx.func.signature = sig4.clone();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
@@ -123,7 +157,9 @@ fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) ->
     }
     define(&mut module, &mut ctx, "signals", sig_id)?;
     // updates(x, p, s, out)
-    let upd_id = module.declare_function("updates", Linkage::Local, &sig4).map_err(err)?;
+    let upd_id = module
+        .declare_function("updates", Linkage::Local, &sig4)
+        .map_err(err)?;
     ctx.func.signature = sig4.clone();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
@@ -141,7 +177,9 @@ fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) ->
     let mut dsig = sig4.clone();
     dsig.params.push(dsig.params[0]);
     dsig.params.push(dsig.params[0]);
-    let drv_id = module.declare_function("driver", Linkage::Export, &dsig).map_err(err)?;
+    let drv_id = module
+        .declare_function("driver", Linkage::Export, &dsig)
+        .map_err(err)?;
     ctx.func.signature = dsig;
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
@@ -152,8 +190,20 @@ fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) ->
         let ps = b.block_params(blk).to_vec();
         let sref = module.declare_func_in_func(sig_id, b.func);
         let uref = module.declare_func_in_func(upd_id, b.func);
-        let args = driver::Args { x: ps[0], p: ps[1], s: ps[2], work: ps[3], rec: ps[4], io: ps[5] };
-        let layout = driver::Layout { n: flat.n_state, probes: probes.clone(), method: spec.method, discrete: flat.time != TimeKind::Continuous };
+        let args = driver::Args {
+            x: ps[0],
+            p: ps[1],
+            s: ps[2],
+            work: ps[3],
+            rec: ps[4],
+            io: ps[5],
+        };
+        let layout = driver::Layout {
+            n: flat.n_state,
+            probes: probes.clone(),
+            method: spec.method,
+            discrete: flat.time != TimeKind::Continuous,
+        };
         driver::emit(&mut b, &args, &layout, sref, uref);
         b.finalize(module.target_config());
     }
@@ -163,12 +213,23 @@ fn build(flat: &Flat, spec: &RunSpec, names: Vec<String>, probes: Vec<Probe>) ->
     // SAFETY: `code` is the driver just defined with the signature `dsig`: six pointers, no
     // result, the platform's C calling convention.
     let driver: Driver = unsafe { std::mem::transmute::<*const u8, Driver>(code) };
-    Ok(Compiled { _module: module, driver, _tables: std::mem::take(&mut cg.tables), probes, names })
+    Ok(Compiled {
+        _module: module,
+        driver,
+        _tables: std::mem::take(&mut cg.tables),
+        probes,
+        names,
+    })
 }
 
 /// Runs `flat` compiled, with the interpreter's semantics: same header, rows and errors.
 /// `Ok(Err(reason))` when the program is not supported (nothing was called).
-pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: &mut dyn FnMut(f64, &[f64])) -> Result<Result<(u64, Timings), Unsupported>, RunError> {
+pub fn run(
+    flat: &Flat,
+    spec: &RunSpec,
+    header: &mut dyn FnMut(&[String]),
+    row: &mut dyn FnMut(f64, &[f64]),
+) -> Result<Result<(u64, Timings), Unsupported>, RunError> {
     let t0 = Instant::now();
     let compiled = match compile(flat, spec)? {
         Ok(c) => c,
@@ -181,7 +242,10 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
     let np = compiled.probes.len();
     let (count, every, dt) = if flat.time == TimeKind::Continuous {
         if !(spec.dt > 0.0 && spec.dt.is_finite()) {
-            return Err(RunError::Setting(format!("the step dt must be positive, not {}", spec.dt)));
+            return Err(RunError::Setting(format!(
+                "the step dt must be positive, not {}",
+                spec.dt
+            )));
         }
         let until = match (spec.until, spec.steps) {
             (Some(u), _) => u,
@@ -190,17 +254,29 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
         };
         let every = spec.every.unwrap_or(spec.dt);
         if every.is_nan() || every <= 0.0 {
-            return Err(RunError::Setting("the recording interval must be positive".into()));
+            return Err(RunError::Setting(
+                "the recording interval must be positive".into(),
+            ));
         }
         ((until / every + 1e-9).floor() as u64, every, spec.dt)
     } else {
         let steps = spec
             .steps
             .or(spec.until.map(|u| u.round() as u64))
-            .ok_or_else(|| RunError::Setting("give `steps N` (or `until T`) for a discrete system".into()))?;
-        (steps, spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1) as f64, 0.0)
+            .ok_or_else(|| {
+                RunError::Setting("give `steps N` (or `until T`) for a discrete system".into())
+            })?;
+        (
+            steps,
+            spec.every.map(|e| (e.round() as u64).max(1)).unwrap_or(1) as f64,
+            0.0,
+        )
     };
-    let rows = if flat.time == TimeKind::Continuous { count + 1 } else { count / every as u64 + 1 };
+    let rows = if flat.time == TimeKind::Continuous {
+        count + 1
+    } else {
+        count / every as u64 + 1
+    };
     let mut rec = vec![0.0; rows as usize * np.max(1)];
     let mut work = vec![0.0; 6 * n.max(1)];
     let mut io = [0.0f64; 6];
@@ -212,19 +288,40 @@ pub fn run(flat: &Flat, spec: &RunSpec, header: &mut dyn FnMut(&[String]), row: 
     // SAFETY: every buffer has the length the generated code indexes: x has n_state slots, p
     // n_param, s n_signal, work 6 × n, rec rows × probes, io 6 words.
     unsafe {
-        (compiled.driver)(sim.x.as_mut_ptr(), sim.m.params.as_ptr(), sim.m.sig.as_mut_ptr(), work.as_mut_ptr(), rec.as_mut_ptr(), io.as_mut_ptr());
+        (compiled.driver)(
+            sim.x.as_mut_ptr(),
+            sim.m.params.as_ptr(),
+            sim.m.sig.as_mut_ptr(),
+            work.as_mut_ptr(),
+            rec.as_mut_ptr(),
+            io.as_mut_ptr(),
+        );
     }
     let run_time = start.elapsed();
     let written = io[3].to_bits() as usize;
     for r in 0..written.min(rows as usize) {
-        let t = if flat.time == TimeKind::Continuous { r as f64 * every } else { r as f64 * every };
-        row(t, &rec[r * np..(r + 1) * np]);
+        // Record r is at r × every: a time, or (discrete) a step count.
+        row(r as f64 * every, &rec[r * np..(r + 1) * np]);
     }
     let bad = io[5].to_bits() as i64;
     if bad >= 0 {
         let slot = bad as usize;
-        return Err(RunError::NotFinite { name: state_name(flat, slot), time: io[4], last: sim.x[slot] });
+        return Err(RunError::NotFinite {
+            name: state_name(flat, slot),
+            time: io[4],
+            last: sim.x[slot],
+        });
     }
-    let steps = if flat.time == TimeKind::Continuous { (count as f64 * every / dt).round() as u64 } else { count };
-    Ok(Ok((steps, Timings { compile: compile_time, run: run_time })))
+    let steps = if flat.time == TimeKind::Continuous {
+        (count as f64 * every / dt).round() as u64
+    } else {
+        count
+    };
+    Ok(Ok((
+        steps,
+        Timings {
+            compile: compile_time,
+            run: run_time,
+        },
+    )))
 }

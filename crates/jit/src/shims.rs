@@ -62,11 +62,21 @@ extern "C" fn dyn_remf(x: f64, y: f64) -> f64 {
 }
 /// Int division; NaN (caught as a non-finite state) where the interpreter reports an error.
 extern "C" fn dyn_idiv(x: f64, y: f64) -> f64 {
-    (x as i64).checked_div(y as i64).map(|v| v as f64).unwrap_or(f64::NAN)
+    (x as i64)
+        .checked_div(y as i64)
+        .map(|v| v as f64)
+        .unwrap_or(f64::NAN)
 }
 extern "C" fn dyn_irem(x: f64, y: f64) -> f64 {
-    (x as i64).checked_rem_euclid(y as i64).map(|v| v as f64).unwrap_or(f64::NAN)
+    (x as i64)
+        .checked_rem_euclid(y as i64)
+        .map(|v| v as f64)
+        .unwrap_or(f64::NAN)
 }
 extern "C" fn dyn_ipow(x: f64, y: f64) -> f64 {
-    u32::try_from(y as i64).ok().and_then(|e| (x as i64).checked_pow(e)).map(|v| v as f64).unwrap_or(f64::NAN)
+    u32::try_from(y as i64)
+        .ok()
+        .and_then(|e| (x as i64).checked_pow(e))
+        .map(|v| v as f64)
+        .unwrap_or(f64::NAN)
 }
