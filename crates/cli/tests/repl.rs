@@ -223,6 +223,18 @@ fn pty_ctrl_c_interrupts_a_long_run() {
 }
 
 #[test]
+fn pty_typed_ahead_lines_are_all_read() {
+    let d = temp_dir("typeahead");
+    let mut p = spawn(&d.join("history"));
+    // Two inputs in one burst: the second arrives while the first is being checked.
+    p.send("20 + 1\r30 + 3\r").unwrap();
+    p.flush().unwrap();
+    p.exp_string("21 : Int").unwrap();
+    p.exp_string("33 : Int").unwrap();
+    quit(p);
+}
+
+#[test]
 fn pty_history_is_kept_across_sessions_and_ctrl_d_exits() {
     let d = temp_dir("history");
     let h = d.join("state/history");
