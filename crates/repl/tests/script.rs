@@ -248,3 +248,35 @@ fn quit_ends_the_script() {
     assert_eq!(out, "1 : Int\n");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn check_a_lens_and_describe_interfaces() {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/analogy.dyn");
+    let script = format!(
+        ":load {}\n:check wire_as_nerve_cell\ninterface Q = 2 y^3 + y\n:type Q\n:type wire_as_nerve_cell\n",
+        file.display()
+    );
+    let (code, out, err) = run(&script);
+    assert_eq!(err, "");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("loaded "));
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [
+            "lens wire_as_nerve_cell: the analogy type-checks",
+            "defined interface Q",
+            "interface Q : 2 y^3 + y = 2y^3 + y",
+            "lens wire_as_nerve_cell : Wire -> NerveCell",
+        ]
+    );
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn ir_of_a_system() {
+    let (code, out, err) = run(&format!("{COUNTER}:ir Counter\n"));
+    assert_eq!(err, "");
+    assert!(out.contains("system #0 Counter (root): Discrete"), "{out}");
+    assert!(out.contains("next n = "), "{out}");
+    assert_eq!(code, 0);
+}
