@@ -185,6 +185,47 @@ impl<'a> Gen<'a> {
         b.ins().select(cond, one, zero)
     }
 
+    /// An integer-valued expression computed as i64 where it can be (loop variables and
+    /// constant arithmetic in indices), else through f64.
+    fn iexpr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+        match x {
+            Expr::Const(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                b.ins().iconst(I64, *v as i64)
+            }
+            Expr::Loop(d) => f.loops[*d as usize],
+            Expr::Bin(op @ (Bin::Add | Bin::Sub | Bin::Mul), Num::Int, l, r) => {
+                let (a, y) = (self.iexpr(b, c, f, l), self.iexpr(b, c, f, r));
+                match op {
+                    Bin::Add => b.ins().iadd(a, y),
+                    Bin::Sub => b.ins().isub(a, y),
+                    _ => b.ins().imul(a, y),
+                }
+            }
+            Expr::Bin(op @ (Bin::Div | Bin::Rem), Num::Int, l, r) if matches!(**r, Expr::Const(k) if k != 0.0 && k != -1.0 && k.fract() == 0.0) =>
+            {
+                let Expr::Const(k) = **r else { unreachable!() };
+                let a = self.iexpr(b, c, f, l);
+                let ik = b.ins().iconst(I64, k as i64);
+                if *op == Bin::Div {
+                    b.ins().sdiv(a, ik)
+                } else {
+                    let rr = b.ins().srem(a, ik);
+                    let adj = b.ins().iadd_imm_s(rr, (k as i64).abs());
+                    let neg = b.ins().icmp_imm_s(
+                        cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+                        rr,
+                        0,
+                    );
+                    b.ins().select(neg, adj, rr)
+                }
+            }
+            other => {
+                let v = self.expr(b, c, f, other);
+                b.ins().fcvt_to_sint_sat(I64, v)
+            }
+        }
+    }
+
     fn expr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
         let flat = self.flat;
         let grp = &flat.groups[f.g as usize];
@@ -234,10 +275,7 @@ impl<'a> Gen<'a> {
                 let n = sys.boxes[*bi as usize].count.unwrap_or(1) as i64;
                 let child = &flat.groups[grp.children[*bi as usize] as usize];
                 let k = match index {
-                    Some(i) => {
-                        let v = self.expr(b, c, f, i);
-                        b.ins().fcvt_to_sint_sat(I64, v)
-                    }
+                    Some(i) => self.iexpr(b, c, f, i),
                     None => b.ins().iconst(I64, 0),
                 };
                 let en = b.ins().imul_imm_s(f.e, n);
@@ -268,7 +306,7 @@ impl<'a> Gen<'a> {
                     Un::Ceil => b.ins().ceil(v),
                     Un::Relu => {
                         let zero = b.ins().f64const(0.0);
-                        b.ins().fmax(v, zero)
+                        Self::call(b, c, "dyn_max", &[v, zero])
                     }
                     Un::Sigmoid => {
                         let n = b.ins().fneg(v);
@@ -340,8 +378,21 @@ impl<'a> Gen<'a> {
                     (Bin::Rem, _) => Self::call(b, c, "dyn_remf", &[a, y]),
                     (Bin::Pow, _) => Self::call(b, c, "dyn_powf", &[a, y]),
                     (Bin::Atan2, _) => Self::call(b, c, "dyn_atan2", &[a, y]),
-                    (Bin::Min, _) => b.ins().fmin(a, y),
-                    (Bin::Max, _) => b.ins().fmax(a, y),
+                    (Bin::Min | Bin::Max, Num::Int) => {
+                        // As the interpreter: compare as i64 (so -0 and 0 are both 0).
+                        let (ia, iy) = (
+                            b.ins().fcvt_to_sint_sat(I64, a),
+                            b.ins().fcvt_to_sint_sat(I64, y),
+                        );
+                        let v = if *op == Bin::Min {
+                            b.ins().smin(ia, iy)
+                        } else {
+                            b.ins().smax(ia, iy)
+                        };
+                        b.ins().fcvt_from_sint(F64, v)
+                    }
+                    (Bin::Min, _) => Self::call(b, c, "dyn_min", &[a, y]),
+                    (Bin::Max, _) => Self::call(b, c, "dyn_max", &[a, y]),
                     (Bin::Eq, _) => cmp(b, FloatCC::Equal),
                     (Bin::Ne, _) => cmp(b, FloatCC::NotEqual),
                     (Bin::Lt, _) => cmp(b, FloatCC::LessThan),

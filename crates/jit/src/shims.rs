@@ -16,6 +16,8 @@ pub const SHIMS: &[(&str, usize, *const u8)] = &[
     ("dyn_powf", 2, dyn_powf as *const u8),
     ("dyn_atan2", 2, dyn_atan2 as *const u8),
     ("dyn_remf", 2, dyn_remf as *const u8),
+    ("dyn_min", 2, dyn_min as *const u8),
+    ("dyn_max", 2, dyn_max as *const u8),
     ("dyn_idiv", 2, dyn_idiv as *const u8),
     ("dyn_irem", 2, dyn_irem as *const u8),
     ("dyn_ipow", 2, dyn_ipow as *const u8),
@@ -56,6 +58,13 @@ extern "C" fn dyn_powf(x: f64, y: f64) -> f64 {
 }
 extern "C" fn dyn_atan2(x: f64, y: f64) -> f64 {
     x.atan2(y)
+}
+/// Rust's `min`: a NaN argument yields the other one (Cranelift's `fmin` propagates NaN).
+extern "C" fn dyn_min(x: f64, y: f64) -> f64 {
+    x.min(y)
+}
+extern "C" fn dyn_max(x: f64, y: f64) -> f64 {
+    x.max(y)
 }
 extern "C" fn dyn_remf(x: f64, y: f64) -> f64 {
     x.rem_euclid(y)

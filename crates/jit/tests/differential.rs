@@ -126,7 +126,7 @@ fn traces(src: &str, spec: &RunSpec) -> (Outcome, Outcome) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn jit_equals_interpreter(
