@@ -3,7 +3,7 @@
 //! interpreter's arithmetic in the interpreter's order.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::FunctionBuilder;
 use dyn_interp::run::{Method, Probe};
 
@@ -42,12 +42,19 @@ pub struct Layout {
     pub discrete: bool,
 }
 
+/// Which part of the model a call computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Every signal from the state `x` (the second pointer is scratch).
+    Signals,
+    /// Derivatives or next values of the state `x` into the second pointer.
+    Updates,
+}
+
 /// Pointer values of the driver's parameters.
 pub struct Args {
     /// State.
     pub x: Value,
-    /// Params.
-    pub p: Value,
     /// Signals.
     pub s: Value,
     /// Scratch: 6 × n slots.
@@ -103,11 +110,21 @@ fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBui
 }
 
 /// Emits the driver body. `signals` and `updates` are the compiled model functions.
-pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, updates: FuncRef) {
+///
+/// The state lives in two buffers, the caller's `x` and a scratch one: a step writes the new
+/// state into the other buffer and the pointers swap, so no copy is made per step; the
+/// final state is copied back into `x` on return. A step's values are checked for NaN and
+/// infinities as they are computed (their `v - v` is summed: 0 unless one is not finite).
+pub fn emit(
+    b: &mut FunctionBuilder,
+    a: &Args,
+    l: &Layout,
+    model: &mut dyn FnMut(&mut FunctionBuilder, Part, Value, Value),
+) {
     let n = l.n;
     let np = l.probes.len();
     let buf = |b: &mut FunctionBuilder, k: i64| b.ins().iadd_imm_s(a.work, k * n as i64 * 8);
-    let (k1, k2, k3, k4, tmp, out) = (
+    let (k1, k2, k3, k4, tmp, spare) = (
         buf(b, 0),
         buf(b, 1),
         buf(b, 2),
@@ -115,15 +132,18 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
         buf(b, 4),
         buf(b, 5),
     );
-    let call = |b: &mut FunctionBuilder, f: FuncRef, x: Value, o: Value| {
-        b.ins().call(f, &[x, a.p, a.s, o]);
-    };
+    let ptr_ty = b.func.dfg.value_type(a.x);
+    let xv = b.declare_var(ptr_ty);
+    b.def_var(xv, a.x);
+    let ov = b.declare_var(ptr_ty);
+    b.def_var(ov, spare);
     let record = |b: &mut FunctionBuilder, row: Value| {
         let base = b.ins().imul_imm_s(row, (np * 8) as i64);
         let dst = b.ins().iadd(a.rec, base);
+        let x = b.use_var(xv);
         for (j, pr) in l.probes.iter().enumerate() {
             let v = match pr {
-                Probe::State(i) => b.ins().load(F64, mem(), a.x, (*i * 8) as i32),
+                Probe::State(i) => b.ins().load(F64, mem(), x, (*i * 8) as i32),
                 Probe::Signal(i) => b.ins().load(F64, mem(), a.s, (*i * 8) as i32),
             };
             b.ins().store(mem(), v, dst, (j * 8) as i32);
@@ -135,7 +155,7 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
     let minus1 = b.ins().iconst(I64, -1);
     b.ins().store(mem(), minus1, a.io, io::BAD_SLOT);
     // Initial record.
-    call(b, signals, a.x, a.work);
+    model(b, Part::Signals, a.x, a.work);
     let zero_i = b.ins().iconst(I64, 0);
     record(b, zero_i);
     let one_r = one_row(b);
@@ -146,6 +166,7 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
     let t = b.declare_var(F64);
     let t0 = b.ins().f64const(0.0);
     b.def_var(t, t0);
+    let acc = b.declare_var(F64);
     let outer = b.create_block();
     let outer_body = b.create_block();
     let done = b.create_block();
@@ -157,51 +178,81 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
     b.ins().brif(over, done, &[], outer_body, &[]);
     b.switch_to_block(outer_body);
 
-    // The non-finite check on `out`: jumps to `fail` with the slot in a variable.
-    let bad = b.declare_var(I64);
-    b.def_var(bad, minus1);
-    let check_and_commit = |b: &mut FunctionBuilder, tnow: Value| {
+    // Stores `v` at slot i of the new state and adds `v - v` to the finite-check sum.
+    let put = |b: &mut FunctionBuilder, i: Value, v: Value| {
+        let o = b.use_var(ov);
+        let po = at(b, o, i);
+        b.ins().store(mem(), v, po, 0);
+        let d = b.ins().fsub(v, v);
+        let s0 = b.use_var(acc);
+        let s1 = b.ins().fadd(s0, d);
+        b.def_var(acc, s1);
+    };
+    // After a step: if the sum is not 0, find the first bad slot and fail; else swap.
+    let check_and_swap = |b: &mut FunctionBuilder, tnow: Value| {
+        let sum = b.use_var(acc);
+        let zero = b.ins().f64const(0.0);
+        let ok = b.ins().fcmp(FloatCC::Equal, sum, zero);
+        let bad_blk = b.create_block();
+        let cont = b.create_block();
+        b.ins().brif(ok, cont, &[], bad_blk, &[]);
+        b.switch_to_block(bad_blk);
+        b.seal_block(bad_blk);
+        b.ins().store(mem(), tnow, a.io, io::BAD_T);
+        let bad = b.declare_var(I64);
+        b.def_var(bad, minus1);
+        let o = b.use_var(ov);
         each(b, n, &mut |b, i| {
-            let pa = at(b, out, i);
-            let v = b.ins().load(F64, mem(), pa, 0);
+            let po = at(b, o, i);
+            let v = b.ins().load(F64, mem(), po, 0);
             let d = b.ins().fsub(v, v);
-            let zero = b.ins().f64const(0.0);
-            let ok = b.ins().fcmp(FloatCC::Equal, d, zero);
+            let z = b.ins().f64const(0.0);
+            let fine = b.ins().fcmp(FloatCC::Equal, d, z);
             let cur = b.use_var(bad);
             let first = b.ins().icmp_imm_s(IntCC::Equal, cur, -1);
-            let notok = b.ins().bxor_imm_s(ok, 1);
+            let notok = b.ins().bxor_imm_s(fine, 1);
             let mark = b.ins().band(notok, first);
             let nb = b.ins().select(mark, i, cur);
             b.def_var(bad, nb);
         });
         let bv = b.use_var(bad);
-        let is_bad = b.ins().icmp_imm_s(IntCC::NotEqual, bv, -1);
-        let cont = b.create_block();
-        b.ins().store(mem(), tnow, a.io, io::BAD_T);
-        b.ins().brif(is_bad, fail, &[], cont, &[]);
+        b.ins().store(mem(), bv, a.io, io::BAD_SLOT);
+        b.ins().jump(fail, &[]);
         b.switch_to_block(cont);
         b.seal_block(cont);
-        each(b, n, &mut |b, i| {
-            let po = at(b, out, i);
-            let v = b.ins().load(F64, mem(), po, 0);
-            let px = at(b, a.x, i);
-            b.ins().store(mem(), v, px, 0);
-        });
+        let (x, o) = (b.use_var(xv), b.use_var(ov));
+        b.def_var(xv, o);
+        b.def_var(ov, x);
+    };
+    let reset_acc = |b: &mut FunctionBuilder| {
+        let z = b.ins().f64const(0.0);
+        b.def_var(acc, z);
     };
 
     if l.discrete {
-        // One step: signals, xn = x, next(x) into xn, check, commit; record every `every`.
-        call(b, signals, a.x, a.work);
+        // One step: signals, new = x, next(x) into new, check, swap; record every `every`.
+        let x = b.use_var(xv);
+        model(b, Part::Signals, x, a.work);
+        let o = b.use_var(ov);
         each(b, n, &mut |b, i| {
-            let px = at(b, a.x, i);
+            let px = at(b, x, i);
             let v = b.ins().load(F64, mem(), px, 0);
-            let po = at(b, out, i);
+            let po = at(b, o, i);
             b.ins().store(mem(), v, po, 0);
         });
-        call(b, updates, a.x, out);
+        model(b, Part::Updates, x, o);
+        reset_acc(b);
+        each(b, n, &mut |b, i| {
+            let po = at(b, o, i);
+            let v = b.ins().load(F64, mem(), po, 0);
+            let d = b.ins().fsub(v, v);
+            let s0 = b.use_var(acc);
+            let s1 = b.ins().fadd(s0, d);
+            b.def_var(acc, s1);
+        });
         let rv = b.use_var(r);
         let tk = b.ins().fcvt_from_sint(F64, rv);
-        check_and_commit(b, tk);
+        check_and_swap(b, tk);
         let every_i = b.ins().fcvt_to_sint_sat(I64, every);
         let rv = b.use_var(r);
         let m = b.ins().srem(rv, every_i);
@@ -211,7 +262,8 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
         b.ins().brif(is_rec, rec_blk, &[], after, &[]);
         b.switch_to_block(rec_blk);
         b.seal_block(rec_blk);
-        call(b, signals, a.x, a.work);
+        let x = b.use_var(xv);
+        model(b, Part::Signals, x, a.work);
         let rv = b.use_var(r);
         let row = b.ins().sdiv(rv, every_i);
         record(b, row);
@@ -243,34 +295,42 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
         let tv = b.use_var(t);
         let rem = b.ins().fsub(target, tv);
         let h = b.ins().fmin(dt, rem);
-        call(b, signals, a.x, a.work);
-        call(b, updates, a.x, k1);
-        let axpy = |b: &mut FunctionBuilder, dst: Value, coef: Value, k: Value| {
+        let x = b.use_var(xv);
+        model(b, Part::Signals, x, a.work);
+        model(b, Part::Updates, x, k1);
+        reset_acc(b);
+        // dst[i] = x[i] + coef * k[i]
+        let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
             each(b, n, &mut |b, i| {
-                let px = at(b, a.x, i);
-                let xv = b.ins().load(F64, mem(), px, 0);
+                let px = at(b, x, i);
+                let xv_ = b.ins().load(F64, mem(), px, 0);
                 let pk = at(b, k, i);
                 let kv = b.ins().load(F64, mem(), pk, 0);
                 let m = b.ins().fmul(coef, kv);
-                let v = b.ins().fadd(xv, m);
-                let pd = at(b, dst, i);
-                b.ins().store(mem(), v, pd, 0);
+                let v = b.ins().fadd(xv_, m);
+                match dst {
+                    Some(d) => {
+                        let pd = at(b, d, i);
+                        b.ins().store(mem(), v, pd, 0);
+                    }
+                    None => put(b, i, v),
+                }
             });
         };
         match l.method {
-            Method::Euler | Method::Rk45 => axpy(b, out, h, k1),
+            Method::Euler | Method::Rk45 => axpy(b, None, h, k1),
             Method::Rk4 => {
                 let half = b.ins().f64const(0.5);
                 let hh = b.ins().fmul(half, h);
-                axpy(b, tmp, hh, k1);
-                call(b, signals, tmp, a.work);
-                call(b, updates, tmp, k2);
-                axpy(b, tmp, hh, k2);
-                call(b, signals, tmp, a.work);
-                call(b, updates, tmp, k3);
-                axpy(b, tmp, h, k3);
-                call(b, signals, tmp, a.work);
-                call(b, updates, tmp, k4);
+                axpy(b, Some(tmp), hh, k1);
+                model(b, Part::Signals, tmp, a.work);
+                model(b, Part::Updates, tmp, k2);
+                axpy(b, Some(tmp), hh, k2);
+                model(b, Part::Signals, tmp, a.work);
+                model(b, Part::Updates, tmp, k3);
+                axpy(b, Some(tmp), h, k3);
+                model(b, Part::Signals, tmp, a.work);
+                model(b, Part::Updates, tmp, k4);
                 let six = b.ins().f64const(6.0);
                 let h6 = b.ins().fdiv(h, six);
                 let two = b.ins().f64const(2.0);
@@ -279,31 +339,31 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
                         let p = at(b, base, i);
                         b.ins().load(F64, mem(), p, 0)
                     };
-                    let (xv, a1, a2, a3, a4) =
-                        (ld(b, a.x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
+                    let (xv_, a1, a2, a3, a4) =
+                        (ld(b, x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
                     let t2 = b.ins().fmul(two, a2);
                     let s1 = b.ins().fadd(a1, t2);
                     let t3 = b.ins().fmul(two, a3);
                     let s2 = b.ins().fadd(s1, t3);
                     let s3 = b.ins().fadd(s2, a4);
                     let m = b.ins().fmul(h6, s3);
-                    let v = b.ins().fadd(xv, m);
-                    let po = at(b, out, i);
-                    b.ins().store(mem(), v, po, 0);
+                    let v = b.ins().fadd(xv_, m);
+                    put(b, i, v);
                 });
             }
         }
         let tv = b.use_var(t);
         let tn = b.ins().fadd(tv, h);
         b.def_var(t, tn);
-        check_and_commit(b, tn);
+        check_and_swap(b, tn);
         b.ins().jump(inner, &[]);
         b.seal_block(step_blk);
         b.seal_block(inner);
         b.switch_to_block(inner_done);
         b.seal_block(inner_done);
         b.def_var(t, target);
-        call(b, signals, a.x, a.work);
+        let x = b.use_var(xv);
+        model(b, Part::Signals, x, a.work);
         let rv = b.use_var(r);
         record(b, rv);
         let rows = b.ins().iadd_imm_s(rv, 1);
@@ -315,12 +375,22 @@ pub fn emit(b: &mut FunctionBuilder, a: &Args, l: &Layout, signals: FuncRef, upd
     b.ins().jump(outer, &[]);
     b.seal_block(outer_body);
     b.seal_block(outer);
+    // On return, the current state goes back into the caller's buffer.
+    let copy_back = |b: &mut FunctionBuilder| {
+        let x = b.use_var(xv);
+        each(b, n, &mut |b, i| {
+            let ps = at(b, x, i);
+            let v = b.ins().load(F64, mem(), ps, 0);
+            let pd = at(b, a.x, i);
+            b.ins().store(mem(), v, pd, 0);
+        });
+    };
     b.switch_to_block(fail);
     b.seal_block(fail);
-    let bv = b.use_var(bad);
-    b.ins().store(mem(), bv, a.io, io::BAD_SLOT);
+    copy_back(b);
     b.ins().return_(&[]);
     b.switch_to_block(done);
     b.seal_block(done);
+    copy_back(b);
     b.ins().return_(&[]);
 }

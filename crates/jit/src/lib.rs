@@ -192,7 +192,6 @@ fn build(
         let uref = module.declare_func_in_func(upd_id, b.func);
         let args = driver::Args {
             x: ps[0],
-            p: ps[1],
             s: ps[2],
             work: ps[3],
             rec: ps[4],
@@ -204,7 +203,26 @@ fn build(
             method: spec.method,
             discrete: flat.time != TimeKind::Continuous,
         };
-        driver::emit(&mut b, &args, &layout, sref, uref);
+        // Small models: the model's code is emitted inline at every stage, without calls.
+        let work_items: usize =
+            flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
+        let inline = work_items <= 64;
+        let (p, s) = (ps[1], ps[2]);
+        let mut model =
+            |b: &mut FunctionBuilder,
+             part: driver::Part,
+             x: cranelift_codegen::ir::Value,
+             o: cranelift_codegen::ir::Value| match (inline, part) {
+                (true, driver::Part::Signals) => cg.signals(&mut module, b, x, p, s),
+                (true, driver::Part::Updates) => cg.updates(&mut module, b, x, p, s, o),
+                (false, driver::Part::Signals) => {
+                    b.ins().call(sref, &[x, p, s, o]);
+                }
+                (false, driver::Part::Updates) => {
+                    b.ins().call(uref, &[x, p, s, o]);
+                }
+            };
+        driver::emit(&mut b, &args, &layout, &mut model);
         b.finalize(module.target_config());
     }
     define(&mut module, &mut ctx, "driver", drv_id)?;
