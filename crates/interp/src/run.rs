@@ -312,6 +312,11 @@ impl<'f> Sim<'f> {
         Ok(sim)
     }
 
+    /// The last value of every event condition, one per (group, element, event) in order.
+    pub fn event_flags(&self) -> &[bool] {
+        &self.flags
+    }
+
     /// Sets the root's inputs from row `k` of the stream (no-op without a stream).
     pub fn set_tick(&mut self, k: u64) -> Result<(), RunError> {
         let Some(st) = &self.stream else {

@@ -61,8 +61,9 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
                 return Err(format!("the tensor `{}`", sl.name));
             }
         }
-        if !s.events.is_empty() {
-            return Err("`when` events".into());
+        for ev in &s.events {
+            ok(&ev.cond)?;
+            ev.assigns.iter().try_for_each(|a| ok(&a.value))?;
         }
         if let Readout::Mode(..) = s.readout {
             return Err("mode-dependent readouts".into());
@@ -674,6 +675,82 @@ impl<'a> Gen<'a> {
                     Self::store(b, out, sl, v);
                 }
             });
+        }
+    }
+
+    /// Body of `events(before, p, s, x, flags)`: for every element and event, in the
+    /// interpreter's order, the condition on the state `before`; an event fires when its
+    /// condition became true since the last call (`flags` holds the last values); a firing
+    /// event's jumps are computed from `before` and written into `x`.
+    pub fn events(
+        &mut self,
+        module: &mut JITModule,
+        b: &mut FunctionBuilder,
+        before: Value,
+        p: Value,
+        s: Value,
+        x: Value,
+        flags: Value,
+    ) {
+        let c = Ctx {
+            x: before,
+            p,
+            s,
+            refs: self.refs(module, b),
+        };
+        let flat = self.flat;
+        let mut base = 0usize;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            let nev = sys.events.len();
+            if nev == 0 {
+                continue;
+            }
+            let op = dyn_ir::flat::Op {
+                kind: OpKind::Let(gi as u32, 0),
+                items: (0..grp.count)
+                    .map(|e| dyn_ir::flat::Item {
+                        elem: e,
+                        loops: vec![],
+                        target: 0,
+                    })
+                    .collect(),
+            };
+            let group_base = base;
+            self.for_items(b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+                let grp = &cg.flat.groups[gi];
+                for (k, ev) in sys.events.iter().enumerate() {
+                    let cond = cg.expr(b, c, f, &ev.cond);
+                    let row = b.ins().imul_imm_s(f.e, nev as i64);
+                    let idx = b.ins().iadd_imm_s(row, (group_base + k) as i64);
+                    let prev = Self::load(b, flags, idx);
+                    Self::store(b, flags, idx, cond);
+                    let zero = b.ins().f64const(0.0);
+                    let now = b.ins().fcmp(FloatCC::NotEqual, cond, zero);
+                    let was = b.ins().fcmp(FloatCC::NotEqual, prev, zero);
+                    let rising = b.ins().band_not(now, was);
+                    let fire = b.create_block();
+                    let after = b.create_block();
+                    b.ins().brif(rising, fire, &[], after, &[]);
+                    b.switch_to_block(fire);
+                    b.seal_block(fire);
+                    for a in &ev.assigns {
+                        let v = cg.expr(b, c, f, &a.value);
+                        let sl = Self::slot(
+                            b,
+                            grp.state_base,
+                            f.e,
+                            grp.state_stride,
+                            grp.state_off[a.state as usize],
+                        );
+                        Self::store(b, x, sl, v);
+                    }
+                    b.ins().jump(after, &[]);
+                    b.switch_to_block(after);
+                    b.seal_block(after);
+                }
+            });
+            base += grp.count as usize * nev;
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Layout {
     pub method: Method,
     /// Discrete model.
     pub discrete: bool,
+    /// The model has `when` events.
+    pub events: bool,
 }
 
 /// Which part of the model a call computes.
@@ -49,6 +51,9 @@ pub enum Part {
     Signals,
     /// Derivatives or next values of the state `x` into the second pointer.
     Updates,
+    /// `when` events: conditions and jumps computed from the first pointer (the state
+    /// before the jumps), jumps written into the second.
+    Events,
 }
 
 /// Pointer values of the driver's parameters.
@@ -356,6 +361,18 @@ pub fn emit(
         let tn = b.ins().fadd(tv, h);
         b.def_var(t, tn);
         check_and_swap(b, tn);
+        if l.events {
+            // As the interpreter: signals of the new state, then the events on a copy of it.
+            let x = b.use_var(xv);
+            each(b, n, &mut |b, i| {
+                let ps_ = at(b, x, i);
+                let v = b.ins().load(F64, mem(), ps_, 0);
+                let pd = at(b, tmp, i);
+                b.ins().store(mem(), v, pd, 0);
+            });
+            model(b, Part::Signals, x, a.work);
+            model(b, Part::Events, tmp, x);
+        }
         b.ins().jump(inner, &[]);
         b.seal_block(step_blk);
         b.seal_block(inner);

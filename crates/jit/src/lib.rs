@@ -98,6 +98,14 @@ fn chosen(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunE
     Ok((names, probes))
 }
 
+/// Number of (element, event) pairs: the length of the event flags.
+fn n_events(flat: &Flat) -> usize {
+    flat.groups
+        .iter()
+        .map(|g| g.count as usize * flat.program.systems[g.system as usize].events.len())
+        .sum()
+}
+
 /// Compiles `flat` for the recording of `spec`.
 pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupported>, RunError> {
     if let Err(u) = supported_run(flat, spec) {
@@ -202,17 +210,24 @@ fn build(
             probes: probes.clone(),
             method: spec.method,
             discrete: flat.time != TimeKind::Continuous,
+            events: n_events(flat) > 0,
         };
         // Small models: the model's code is emitted inline at every stage, without calls.
         let work_items: usize =
             flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
         let inline = work_items <= 64;
         let (p, s) = (ps[1], ps[2]);
+        let work = ps[3];
+        let flags_at = (6 * flat.n_state.max(1) * 8) as i64;
         let mut model =
             |b: &mut FunctionBuilder,
              part: driver::Part,
              x: cranelift_codegen::ir::Value,
              o: cranelift_codegen::ir::Value| match (inline, part) {
+                (_, driver::Part::Events) => {
+                    let flags = b.ins().iadd_imm_s(work, flags_at);
+                    cg.events(&mut module, b, x, p, s, o, flags);
+                }
                 (true, driver::Part::Signals) => cg.signals(&mut module, b, x, p, s),
                 (true, driver::Part::Updates) => cg.updates(&mut module, b, x, p, s, o),
                 (false, driver::Part::Signals) => {
@@ -296,7 +311,10 @@ pub fn run(
         count / every as u64 + 1
     };
     let mut rec = vec![0.0; rows as usize * np.max(1)];
-    let mut work = vec![0.0; 6 * n.max(1)];
+    let mut work = vec![0.0; 6 * n.max(1) + n_events(flat)];
+    for (k, f) in sim.event_flags().iter().enumerate() {
+        work[6 * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
+    }
     let mut io = [0.0f64; 6];
     io[0] = f64::from_bits(count);
     io[1] = every;

@@ -1,5 +1,6 @@
 //! Differential tests: random well-typed models (arithmetic, comparisons, `if`, math
-//! functions, fns, nesting, box arrays with modular wiring, discrete and continuous time)
+//! functions, fns, nesting, box arrays with modular wiring, discrete and continuous time,
+//! `when` events)
 //! must give the same trace — to the bit — under the JIT and the interpreter, including
 //! where and how a state becomes non-finite.
 
@@ -49,8 +50,20 @@ fn expr(vars: Vec<&'static str>) -> impl Strategy<Value = String> {
     })
 }
 
-fn model(discrete: bool, n: usize, d1: &str, d2: &str, readout: &str) -> String {
+fn model(
+    discrete: bool,
+    n: usize,
+    d1: &str,
+    d2: &str,
+    readout: &str,
+    event: Option<&str>,
+) -> String {
     let kw = if discrete { "next" } else { "der" };
+    // Continuous models may have an event that jumps both states.
+    let when = match (discrete, event) {
+        (false, Some(cond)) => format!("when {cond} > 0.5 {{ a = 0.1 * a  b = b - 1.0 }}"),
+        _ => String::new(),
+    };
     format!(
         "fn squash(x: Real) -> Real = x / (1.0 + abs(x))
 system Cell : {{ out y: Real  in u: Real }} {{
@@ -61,6 +74,7 @@ system Cell : {{ out y: Real  in u: Real }} {{
   out y = {readout}
   {kw} a = {d1}
   {kw} b = {d2}
+  {when}
 }}
 system Pair : {{ out y: Real  in u: Real }} {{
   box c: Cell(k = 0.7)
@@ -136,8 +150,9 @@ proptest! {
         d1 in expr(vec!["a", "b", "u", "k", "m"]),
         d2 in expr(vec!["a", "b", "u", "k", "m"]),
         readout in expr(vec!["a", "b", "k"]),
+        event in proptest::option::of(expr(vec!["a", "b", "u"])),
     ) {
-        let src = model(discrete, n, &d1, &d2, &readout);
+        let src = model(discrete, n, &d1, &d2, &readout, event.as_deref());
         let spec = if discrete {
             RunSpec { steps: Some(30), every: Some(3.0), ..RunSpec::default() }
         } else {
