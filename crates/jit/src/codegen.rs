@@ -682,6 +682,7 @@ impl<'a> Gen<'a> {
     /// interpreter's order, the condition on the state `before`; an event fires when its
     /// condition became true since the last call (`flags` holds the last values); a firing
     /// event's jumps are computed from `before` and written into `x`.
+    #[allow(clippy::too_many_arguments)] // five buffer pointers, as the generated signature has
     pub fn events(
         &mut self,
         module: &mut JITModule,
