@@ -6,6 +6,8 @@
 //! (history, multi-line input, completion, highlighting); with piped standard input the
 //! lines run as a script that stops at the first error.
 
+#![warn(missing_docs)]
+
 pub mod chart;
 pub mod commands;
 pub mod complete;

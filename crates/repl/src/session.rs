@@ -287,8 +287,9 @@ impl Session {
         Some(out)
     }
 
-    /// Adds the definitions of an input (typed, or a loaded file). With `replace_input`,
-    /// entries that came from that file before are dropped first (`:reload`).
+    /// Adds the definitions of an input (typed, or a loaded file: what an earlier load of
+    /// the same file defined is dropped first, so `:reload` forgets removed items). With
+    /// `quiet`, the `defined …` lines are not written.
     pub fn define(&mut self, input: usize, io: &mut Io, quiet: bool) -> Status {
         let Some(new) = self.parse_entries(input, io) else {
             return Status::Failed;
