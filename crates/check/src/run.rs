@@ -276,7 +276,7 @@ impl Checker<'_> {
             let last = i + 1 == path.len();
             if last
                 && seg.index.is_none()
-                && (cur.iface.common_out(&seg.name).is_some()
+                && (cur.iface.all_outs().iter().any(|(p, _)| p.name == seg.name)
                     || cur.states.iter().any(|s| s.0 == seg.name))
             {
                 return;

@@ -476,11 +476,11 @@ fn jit_traces_equal_interpreter_traces() {
     }
     assert!(compared >= 4, "compared {compared} programs");
     // A model the JIT does not support yet is refused with --backend jit and run by `auto`.
-    let o = dyn_cmd(&["run", "examples/gate.dyn", "--backend", "jit"]);
+    let o = dyn_cmd(&["run", "examples/analogy.dyn", "--backend", "jit"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("does not support"));
     assert_eq!(
-        dyn_cmd(&["run", "examples/gate.dyn", "--steps", "3"])
+        dyn_cmd(&["run", "examples/analogy.dyn", "--until", "1"])
             .status
             .code(),
         Some(0)

@@ -65,8 +65,21 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             ok(&ev.cond)?;
             ev.assigns.iter().try_for_each(|a| ok(&a.value))?;
         }
-        if let Readout::Mode(..) = s.readout {
-            return Err("mode-dependent readouts".into());
+        if let Readout::Mode(x, _, _) = &s.readout {
+            fn mode_ok(
+                x: &Expr,
+                ok: &dyn Fn(&Expr) -> Result<(), Unsupported>,
+            ) -> Result<(), Unsupported> {
+                match x {
+                    Expr::Mode(_, xs) => xs.iter().try_for_each(ok),
+                    Expr::If(c, a, b) => ok(c).and(mode_ok(a, ok)).and(mode_ok(b, ok)),
+                    _ => Err("this form of mode readout".into()),
+                }
+            }
+            mode_ok(x, &ok)?;
+        }
+        for (_, arm) in &s.mode_updates {
+            arm.iter().try_for_each(|a| ok(&a.value))?;
         }
         let exprs = s
             .lets
@@ -224,6 +237,65 @@ impl<'a> Gen<'a> {
                 let v = self.expr(b, c, f, other);
                 b.ins().fcvt_to_sint_sat(I64, v)
             }
+        }
+    }
+
+    /// A mode readout: the chosen mode's index and, per out port, its new value (`None` where
+    /// no mode that can be chosen shows it; a port the chosen mode lacks keeps its old value,
+    /// as in the interpreter).
+    fn mode_val(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        ports: &[Vec<u32>],
+        n_out: usize,
+    ) -> (Value, Vec<Option<Value>>) {
+        match x {
+            Expr::Mode(m, xs) => {
+                let idx = b.ins().f64const(*m as f64);
+                let mut vals = vec![None; n_out];
+                for (j, p) in ports[*m as usize].iter().enumerate() {
+                    vals[*p as usize] = Some(self.expr(b, c, f, &xs[j]));
+                }
+                (idx, vals)
+            }
+            Expr::If(cnd, t, e) => {
+                let cv = self.expr(b, c, f, cnd);
+                let zero = b.ins().f64const(0.0);
+                let cond = b.ins().fcmp(FloatCC::NotEqual, cv, zero);
+                let (it, vt) = self.mode_val(b, c, f, t, ports, n_out);
+                let (ie, ve) = self.mode_val(b, c, f, e, ports, n_out);
+                let idx = b.ins().select(cond, it, ie);
+                let grp = &self.flat.groups[f.g as usize];
+                let vals = vt
+                    .into_iter()
+                    .zip(ve)
+                    .enumerate()
+                    .map(|(p, pair)| {
+                        let mut old = || {
+                            let sl =
+                                Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.out_off[p]);
+                            Self::load(b, c.s, sl)
+                        };
+                        match pair {
+                            (None, None) => None,
+                            (Some(a), Some(y)) => Some(b.ins().select(cond, a, y)),
+                            (Some(a), None) => {
+                                let o = old();
+                                Some(b.ins().select(cond, a, o))
+                            }
+                            (None, Some(y)) => {
+                                let o = old();
+                                Some(b.ins().select(cond, o, y))
+                            }
+                        }
+                    })
+                    .collect();
+                (idx, vals)
+            }
+            _ => unreachable!("rejected by `supported`"),
         }
     }
 
@@ -587,7 +659,39 @@ impl<'a> Gen<'a> {
                         Self::store(b, c.s, sl, v);
                     });
                 }
-                OpKind::Mode(_) => unreachable!("rejected by `supported`"),
+                OpKind::Mode(g) => {
+                    let grp = &flat.groups[g as usize];
+                    let Readout::Mode(xexpr, _, ports) =
+                        &flat.program.systems[grp.system as usize].readout
+                    else {
+                        continue;
+                    };
+                    let n_out = grp.out_off.len();
+                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                        let grp = &cg.flat.groups[g as usize];
+                        let (idx, vals) = cg.mode_val(b, c, f, xexpr, ports, n_out);
+                        let ms = Self::slot(
+                            b,
+                            grp.sig_base,
+                            f.e,
+                            grp.sig_stride,
+                            grp.mode_off.expect("mode slot"),
+                        );
+                        Self::store(b, c.s, ms, idx);
+                        for (p, v) in vals.into_iter().enumerate() {
+                            if let Some(v) = v {
+                                let sl = Self::slot(
+                                    b,
+                                    grp.sig_base,
+                                    f.e,
+                                    grp.sig_stride,
+                                    grp.out_off[p],
+                                );
+                                Self::store(b, c.s, sl, v);
+                            }
+                        }
+                    });
+                }
                 OpKind::Wire(g, w) => {
                     let grp = &flat.groups[g as usize];
                     let sys = &flat.program.systems[grp.system as usize];
@@ -648,7 +752,7 @@ impl<'a> Gen<'a> {
         // Slots without an update stay as the caller zeroed (derivatives) or copied (next).
         for (gi, grp) in flat.groups.iter().enumerate() {
             let sys = &flat.program.systems[grp.system as usize];
-            if sys.updates.is_empty() || sys.time != flat.time {
+            if (sys.updates.is_empty() && sys.mode_updates.is_empty()) || sys.time != flat.time {
                 continue;
             }
             let op = dyn_ir::flat::Op {
@@ -673,6 +777,54 @@ impl<'a> Gen<'a> {
                         grp.state_off[a.state as usize],
                     );
                     Self::store(b, out, sl, v);
+                }
+                // The arm of the element's current mode. A derivative that another mode's arm
+                // sets is 0 in this mode (the interpreter zeroes every derivative first).
+                if grp.mode_off.is_some() && cg.flat.time == dyn_ir::system::TimeKind::Continuous {
+                    let mut seen = Vec::new();
+                    for (_, arm) in &sys.mode_updates {
+                        for a in arm {
+                            if !seen.contains(&a.state) {
+                                seen.push(a.state);
+                                let zero = b.ins().f64const(0.0);
+                                let sl = Self::slot(
+                                    b,
+                                    grp.state_base,
+                                    f.e,
+                                    grp.state_stride,
+                                    grp.state_off[a.state as usize],
+                                );
+                                Self::store(b, out, sl, zero);
+                            }
+                        }
+                    }
+                }
+                if let Some(mo) = grp.mode_off {
+                    for (mi, arm) in &sys.mode_updates {
+                        let ms = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, mo);
+                        let m = Self::load(b, c.s, ms);
+                        let want = b.ins().f64const(*mi as f64);
+                        let here = b.ins().fcmp(FloatCC::Equal, m, want);
+                        let yes = b.create_block();
+                        let after = b.create_block();
+                        b.ins().brif(here, yes, &[], after, &[]);
+                        b.switch_to_block(yes);
+                        b.seal_block(yes);
+                        for a in arm {
+                            let v = cg.expr(b, c, f, &a.value);
+                            let sl = Self::slot(
+                                b,
+                                grp.state_base,
+                                f.e,
+                                grp.state_stride,
+                                grp.state_off[a.state as usize],
+                            );
+                            Self::store(b, out, sl, v);
+                        }
+                        b.ins().jump(after, &[]);
+                        b.switch_to_block(after);
+                        b.seal_block(after);
+                    }
                 }
             });
         }
