@@ -139,6 +139,11 @@ impl<'f> Machine<'f> {
         }
     }
 
+    /// The random generator behind `randn()`, for backends that sample the same sequence.
+    pub fn rng_ptr(&mut self) -> *mut StdRng {
+        &mut self.rng
+    }
+
     fn eval(&mut self, f: Frame, x: &Expr, state: &[f64], args: &[Val]) -> E<Val> {
         let flat = self.flat;
         let grp = &flat.groups[f.g as usize];

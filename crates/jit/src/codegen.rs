@@ -33,7 +33,7 @@ pub type Unsupported = String;
 pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     fn ok(x: &Expr) -> Result<(), Unsupported> {
         match x {
-            Expr::Randn => Err("`randn()`".into()),
+            Expr::Randn => Ok(()),
             Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => {
                 Err("tensors".into())
             }
@@ -41,6 +41,10 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             Expr::Mode(..) => Err("mode values".into()),
             Expr::Un(_, a) => ok(a),
             Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
+            // Both branches are computed and one selected: a `randn()` there would draw twice.
+            Expr::If(_, b, c) if has_randn(b) || has_randn(c) => {
+                Err("`randn()` inside `if`".into())
+            }
             Expr::If(a, b, c) => ok(a).and(ok(b)).and(ok(c)),
             Expr::Call(_, xs) => xs.iter().try_for_each(ok),
             Expr::BoxOut { index: Some(i), .. } => ok(i),
@@ -100,6 +104,20 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// Does the expression sample noise?
+pub fn has_randn(x: &Expr) -> bool {
+    match x {
+        Expr::Randn => true,
+        Expr::Un(_, a) | Expr::Reduce(_, a) => has_randn(a),
+        Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => has_randn(a) || has_randn(b),
+        Expr::If(a, b, c) => has_randn(a) || has_randn(b) || has_randn(c),
+        Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => xs.iter().any(has_randn),
+        Expr::Index(a, xs) => has_randn(a) || xs.iter().any(has_randn),
+        Expr::BoxOut { index: Some(i), .. } => has_randn(i),
+        _ => false,
+    }
+}
+
 /// Pointers and loop values of the element being computed.
 #[derive(Clone)]
 struct Frame {
@@ -116,6 +134,9 @@ pub struct Gen<'a> {
     shims: HashMap<&'static str, FuncId>,
     /// Item tables (element, loop values…, target) kept alive for the compiled code.
     pub tables: Vec<Vec<i64>>,
+    /// Address of the noise cell (generator address, scale) read by `randn()`.
+    pub noise_cell: i64,
+    randn: FuncId,
 }
 
 /// Function refs and buffer pointers inside one function being built.
@@ -141,10 +162,18 @@ impl<'a> Gen<'a> {
                 .map_err(|e| e.to_string())?;
             shims.insert(*name, id);
         }
+        let mut sig = module.make_signature();
+        sig.params.push(AbiParam::new(I64));
+        sig.returns.push(AbiParam::new(F64));
+        let randn = module
+            .declare_function("dyn_randn", Linkage::Import, &sig)
+            .map_err(|e| e.to_string())?;
         Ok(Gen {
             flat,
             shims,
             tables: vec![],
+            noise_cell: 0,
+            randn,
         })
     }
 
@@ -153,10 +182,13 @@ impl<'a> Gen<'a> {
         module: &mut JITModule,
         b: &mut FunctionBuilder,
     ) -> HashMap<&'static str, FuncRef> {
-        self.shims
+        let mut m: HashMap<&'static str, FuncRef> = self
+            .shims
             .iter()
             .map(|(n, id)| (*n, module.declare_func_in_func(*id, b.func)))
-            .collect()
+            .collect();
+        m.insert("dyn_randn", module.declare_func_in_func(self.randn, b.func));
+        m
     }
 
     /// Signature `(x, p, s, out) -> ()` of the signal and update functions.
@@ -498,8 +530,11 @@ impl<'a> Gen<'a> {
                 let inner = Frame { args, ..f.clone() };
                 self.expr(b, c, &inner, &flat.program.fns[*fi as usize].body)
             }
-            Expr::Randn
-            | Expr::Array(_)
+            Expr::Randn => {
+                let cell = b.ins().iconst(I64, self.noise_cell);
+                Self::call(b, c, "dyn_randn", &[cell])
+            }
+            Expr::Array(_)
             | Expr::Index(..)
             | Expr::Reduce(..)
             | Expr::Dot(..)

@@ -39,6 +39,8 @@ pub struct Compiled {
     _module: JITModule,
     driver: Driver,
     _tables: Vec<Vec<i64>>,
+    /// The generator address and noise scale read by `randn()` (filled before each run).
+    noise: Box<[u64; 2]>,
     probes: Vec<Probe>,
     names: Vec<String>,
 }
@@ -52,6 +54,9 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     supported(flat)?;
     if spec.stream.is_some() {
         return Err("input streams".into());
+    }
+    if noisy(flat) && flat.time == TimeKind::Continuous && spec.method != Method::Euler {
+        return Err("`randn()` outside Euler–Maruyama".into());
     }
     if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 {
         return Err("the adaptive method rk45".into());
@@ -98,6 +103,14 @@ fn chosen(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunE
     Ok((names, probes))
 }
 
+/// Does a `der`/`next` of some system sample noise? (The interpreter's rule for scaling.)
+fn noisy(flat: &Flat) -> bool {
+    flat.program
+        .systems
+        .iter()
+        .any(|s| s.updates.iter().any(|a| codegen::has_randn(&a.value)))
+}
+
 /// Number of (element, event) pairs: the length of the event flags.
 fn n_events(flat: &Flat) -> usize {
     flat.groups
@@ -131,8 +144,11 @@ fn build(
     for (name, _, ptr) in shims::SHIMS {
         jb.symbol(*name, *ptr);
     }
+    jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
     let mut module = JITModule::new(jb);
     let mut cg = Gen::new(flat, &mut module)?;
+    let noise = Box::new([0u64; 2]);
+    cg.noise_cell = noise.as_ptr() as i64;
     let sig4 = Gen::buffers_sig(&module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
@@ -250,6 +266,7 @@ fn build(
         _module: module,
         driver,
         _tables: std::mem::take(&mut cg.tables),
+        noise,
         probes,
         names,
     })
@@ -271,6 +288,15 @@ pub fn run(
     let compile_time = t0.elapsed();
     header(&compiled.names);
     let mut sim = Sim::new(flat, spec)?;
+    // As the interpreter: with noise in `der`, `randn()` is scaled by 1/sqrt(dt).
+    let scale = if noisy(flat) && flat.time == TimeKind::Continuous {
+        1.0 / spec.dt.sqrt()
+    } else {
+        1.0
+    };
+    let mut compiled = compiled;
+    compiled.noise[0] = sim.m.rng_ptr() as u64;
+    compiled.noise[1] = scale.to_bits();
     let n = flat.n_state;
     let np = compiled.probes.len();
     let (count, every, dt) = if flat.time == TimeKind::Continuous {

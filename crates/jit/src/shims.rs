@@ -23,6 +23,22 @@ pub const SHIMS: &[(&str, usize, *const u8)] = &[
     ("dyn_ipow", 2, dyn_ipow as *const u8),
 ];
 
+/// `randn()`: a standard normal sample times the noise scale, from the interpreter's own
+/// generator. `cell` holds the generator's address and the scale's bits.
+pub extern "C" fn dyn_randn(cell: *const u64) -> f64 {
+    use rand_distr::Distribution;
+    // SAFETY: `cell` is the `Compiled::noise` cell, filled by `run` with a live `StdRng` of
+    // the `Sim` being run (which outlives the call) and the scale.
+    let (rng, scale) = unsafe {
+        (
+            &mut *(*cell as *mut rand::rngs::StdRng),
+            f64::from_bits(*cell.add(1)),
+        )
+    };
+    let z: f64 = rand_distr::StandardNormal.sample(rng);
+    z * scale
+}
+
 extern "C" fn dyn_exp(x: f64) -> f64 {
     x.exp()
 }

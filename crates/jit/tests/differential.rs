@@ -1,6 +1,6 @@
 //! Differential tests: random well-typed models (arithmetic, comparisons, `if`, math
 //! functions, fns, nesting, box arrays with modular wiring, discrete and continuous time,
-//! `when` events)
+//! `when` events, `randn()` noise)
 //! must give the same trace — to the bit — under the JIT and the interpreter, including
 //! where and how a state becomes non-finite.
 
@@ -151,7 +151,11 @@ proptest! {
         d2 in expr(vec!["a", "b", "u", "k", "m"]),
         readout in expr(vec!["a", "b", "k"]),
         event in proptest::option::of(expr(vec!["a", "b", "u"])),
+        noise in any::<bool>(),
     ) {
+        // Noise (Euler–Maruyama for continuous models): both backends draw the same sequence.
+        let noisy = noise && (discrete || !rk4);
+        let d1 = if noisy { format!("{d1} + 0.3 * randn()") } else { d1 };
         let src = model(discrete, n, &d1, &d2, &readout, event.as_deref());
         let spec = if discrete {
             RunSpec { steps: Some(30), every: Some(3.0), ..RunSpec::default() }
