@@ -398,6 +398,73 @@ fn input_streams_feed_the_root_inputs() {
     assert!(text(&o).contains("cannot read"), "{}", text(&o));
 }
 
+/// Both backends read input streams the same way (discrete and continuous, short files).
+#[test]
+fn input_streams_agree_between_backends() {
+    let cases: [&[&str]; 4] = [
+        &[
+            "run",
+            "tests/data/accumulate.dyn",
+            "--system",
+            "Acc",
+            "--steps",
+            "3",
+            "--input",
+            "tests/data/u.csv",
+        ],
+        &[
+            "run",
+            "tests/data/accumulate.dyn",
+            "--system",
+            "Acc",
+            "--steps",
+            "4",
+            "--input",
+            "tests/data/u.csv",
+        ],
+        &[
+            "run",
+            "tests/data/leaky.dyn",
+            "--system",
+            "Leaky",
+            "--until",
+            "5",
+            "--dt",
+            "0.1",
+            "--method",
+            "rk4",
+            "--every",
+            "0.5",
+            "--input",
+            "tests/data/drive.csv",
+        ],
+        &[
+            "run",
+            "tests/data/leaky.dyn",
+            "--system",
+            "Leaky",
+            "--until",
+            "7",
+            "--dt",
+            "0.1",
+            "--input",
+            "tests/data/drive.csv",
+        ],
+    ];
+    for args in cases {
+        let run = |backend: &str| {
+            let mut a = args.to_vec();
+            a.extend(["--backend", backend]);
+            dyn_cmd(&a)
+        };
+        let (i, j) = (run("interp"), run("jit"));
+        assert_eq!(i.status.code(), j.status.code(), "{args:?}");
+        assert_eq!(i.stdout, j.stdout, "{args:?}");
+        assert_eq!(i.stderr, j.stderr, "{args:?}");
+        assert!(i.stdout.len() > 10, "{args:?}: {}", text(&i));
+    }
+}
+
 #[test]
 fn plots_are_written_as_svg_and_png() {
     let dir = std::env::temp_dir().join(format!("dyn-plot-{}", std::process::id()));

@@ -312,6 +312,11 @@ impl<'f> Sim<'f> {
         Ok(sim)
     }
 
+    /// For each root input slot, its column in the input stream.
+    pub fn stream_columns(&self) -> &[usize] {
+        &self.stream_cols
+    }
+
     /// The last value of every event condition, one per (group, element, event) in order.
     pub fn event_flags(&self) -> &[bool] {
         &self.flags

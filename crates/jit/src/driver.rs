@@ -42,6 +42,24 @@ pub struct Layout {
     pub discrete: bool,
     /// The model has `when` events.
     pub events: bool,
+    /// Input stream: the address of its cell (table address, columns) and the signal slot
+    /// of each root input it feeds, in table column order.
+    pub stream: Option<(i64, Vec<usize>)>,
+}
+
+/// Writes row `tick` (an i64 value) of the input stream into the root's input slots.
+fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, tick: Value) {
+    let Some((cell, slots)) = &l.stream else {
+        return;
+    };
+    let cellv = b.ins().iconst(I64, *cell);
+    let table = b.ins().load(I64, mem(), cellv, 0);
+    let row = b.ins().imul_imm_s(tick, (slots.len() * 8) as i64);
+    let base = b.ins().iadd(table, row);
+    for (j, slot) in slots.iter().enumerate() {
+        let v = b.ins().load(F64, mem(), base, (j * 8) as i32);
+        b.ins().store(mem(), v, s_ptr, (*slot * 8) as i32);
+    }
 }
 
 /// Which part of the model a call computes.
@@ -236,6 +254,10 @@ pub fn emit(
 
     if l.discrete {
         // One step: signals, new = x, next(x) into new, check, swap; record every `every`.
+        // Step k reads input row k - 1.
+        let rv = b.use_var(r);
+        let tick = b.ins().iadd_imm_s(rv, -1);
+        set_tick(b, l, a.s, tick);
         let x = b.use_var(xv);
         model(b, Part::Signals, x, a.work);
         let o = b.use_var(ov);
@@ -267,6 +289,21 @@ pub fn emit(
         b.ins().brif(is_rec, rec_blk, &[], after, &[]);
         b.switch_to_block(rec_blk);
         b.seal_block(rec_blk);
+        if l.stream.is_some() {
+            // As the interpreter: a record after step k < steps shows the inputs of row k.
+            let rv = b.use_var(r);
+            let more = b.ins().icmp(IntCC::SignedLessThan, rv, count);
+            let set = b.create_block();
+            let go = b.create_block();
+            b.ins().brif(more, set, &[], go, &[]);
+            b.switch_to_block(set);
+            b.seal_block(set);
+            let rv = b.use_var(r);
+            set_tick(b, l, a.s, rv);
+            b.ins().jump(go, &[]);
+            b.switch_to_block(go);
+            b.seal_block(go);
+        }
         let x = b.use_var(xv);
         model(b, Part::Signals, x, a.work);
         let rv = b.use_var(r);
@@ -300,6 +337,17 @@ pub fn emit(
         let tv = b.use_var(t);
         let rem = b.ins().fsub(target, tv);
         let h = b.ins().fmin(dt, rem);
+        if l.stream.is_some() {
+            // Row floor(t / dt + 1e-9) feeds this step.
+            let q = b.ins().fdiv(tv, dt);
+            let nudge = b.ins().f64const(1e-9);
+            let q = b.ins().fadd(q, nudge);
+            let fl = b.ins().floor(q);
+            let zero = b.ins().f64const(0.0);
+            let fl = b.ins().fmax(fl, zero);
+            let tick = b.ins().fcvt_to_uint_sat(I64, fl);
+            set_tick(b, l, a.s, tick);
+        }
         let x = b.use_var(xv);
         model(b, Part::Signals, x, a.work);
         model(b, Part::Updates, x, k1);

@@ -41,6 +41,8 @@ pub struct Compiled {
     _tables: Vec<Vec<i64>>,
     /// The generator address and noise scale read by `randn()` (filled before each run).
     noise: Box<[u64; 2]>,
+    /// The address of the input table read by the generated code (filled before each run).
+    stream: Box<[u64; 1]>,
     probes: Vec<Probe>,
     names: Vec<String>,
 }
@@ -52,9 +54,6 @@ fn err(e: impl std::fmt::Display) -> Unsupported {
 /// Why `spec` cannot run compiled, if so.
 pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     supported(flat)?;
-    if spec.stream.is_some() {
-        return Err("input streams".into());
-    }
     if noisy(flat) && flat.time == TimeKind::Continuous && spec.method != Method::Euler {
         return Err("`randn()` outside Euler–Maruyama".into());
     }
@@ -111,6 +110,18 @@ fn noisy(flat: &Flat) -> bool {
         .any(|s| s.updates.iter().any(|a| codegen::has_randn(&a.value)))
 }
 
+/// The signal slot of every scalar root input, in order (tensor inputs expand).
+fn root_input_slots(flat: &Flat) -> Vec<usize> {
+    let g = &flat.groups[0];
+    let sys = &flat.program.systems[g.system as usize];
+    let mut v = Vec::new();
+    for (i, port) in sys.inputs.iter().enumerate() {
+        let base = g.sig(0, g.in_off[i]);
+        v.extend(base..base + dyn_ir::system::slots(&port.shape).max(1));
+    }
+    v
+}
+
 /// Number of (element, event) pairs: the length of the event flags.
 fn n_events(flat: &Flat) -> usize {
     flat.groups
@@ -148,6 +159,7 @@ fn build(
     let mut module = JITModule::new(jb);
     let mut cg = Gen::new(flat, &mut module)?;
     let noise = Box::new([0u64; 2]);
+    let stream = Box::new([0u64; 1]);
     cg.noise_cell = noise.as_ptr() as i64;
     let sig4 = Gen::buffers_sig(&module);
     let mut fbc = FunctionBuilderContext::new();
@@ -227,6 +239,10 @@ fn build(
             method: spec.method,
             discrete: flat.time != TimeKind::Continuous,
             events: n_events(flat) > 0,
+            stream: spec
+                .stream
+                .as_ref()
+                .map(|_| (stream.as_ptr() as i64, root_input_slots(flat))),
         };
         // Small models: the model's code is emitted inline at every stage, without calls.
         let work_items: usize =
@@ -267,6 +283,7 @@ fn build(
         driver,
         _tables: std::mem::take(&mut cg.tables),
         noise,
+        stream,
         probes,
         names,
     })
@@ -297,6 +314,19 @@ pub fn run(
     let mut compiled = compiled;
     compiled.noise[0] = sim.m.rng_ptr() as u64;
     compiled.noise[1] = scale.to_bits();
+    // The input table in root-input order; the interpreter's checks (columns, length) ran
+    // in `Sim::new` and are repeated here for the run's length.
+    let table: Vec<f64> = match &spec.stream {
+        Some(st) => {
+            let cols: Vec<usize> = sim.stream_columns().to_vec();
+            st.rows
+                .iter()
+                .flat_map(|row| cols.iter().map(move |c| row[*c]))
+                .collect()
+        }
+        None => vec![],
+    };
+    compiled.stream[0] = table.as_ptr() as u64;
     let n = flat.n_state;
     let np = compiled.probes.len();
     let (count, every, dt) = if flat.time == TimeKind::Continuous {
@@ -347,8 +377,42 @@ pub fn run(
     io[2] = dt;
     // The io slots COUNT, ROWS and BAD_SLOT hold i64s.
     let start = Instant::now();
+    if let Some(st) = &spec.stream {
+        let need = if flat.time == TimeKind::Continuous {
+            (spec.until.unwrap_or(count as f64 * spec.dt) / spec.dt - 1e-9).ceil() as u64
+        } else {
+            count
+        };
+        if (st.rows.len() as u64) < need {
+            // The interpreter writes the initial row, then stops: so does this.
+            sim.m.signals(&sim.x, &sim.inputs).map_err(RunError::from)?;
+            let vals: Vec<f64> = compiled
+                .probes
+                .iter()
+                .map(|p| match p {
+                    Probe::State(i) => sim.x[*i],
+                    Probe::Signal(i) => sim.m.sig[*i],
+                })
+                .collect();
+            row(0.0, &vals);
+            return Err(RunError::Input(if flat.time == TimeKind::Continuous {
+                format!(
+                    "the input stream has {} rows but the run takes {need} steps of dt = {} (one row a step)",
+                    st.rows.len(),
+                    spec.dt
+                )
+            } else {
+                format!(
+                    "the input stream has {} rows but the run takes {need} steps (one row a step)",
+                    st.rows.len()
+                )
+            }));
+        }
+    }
     // SAFETY: every buffer has the length the generated code indexes: x has n_state slots, p
-    // n_param, s n_signal, work 6 × n, rec rows × probes, io 6 words.
+    // n_param, s n_signal, work 6 × n plus the event flags, rec rows × probes, io 6 words;
+    // the noise cell points at `sim`'s generator and the stream cell at `table`, which has at
+    // least as many rows as the run reads (checked above).
     unsafe {
         (compiled.driver)(
             sim.x.as_mut_ptr(),
