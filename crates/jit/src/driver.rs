@@ -28,6 +28,11 @@ pub mod io {
     pub const BAD_T: i32 = 32;
     /// Out: slot of a non-finite state, or -1.
     pub const BAD_SLOT: i32 = 40;
+    /// In: the first record (step, for discrete models) this call computes; 1 at the start.
+    /// A run can be cut into calls that each continue where the last one stopped.
+    pub const START: i32 = 48;
+    /// In: the time at the start of this call.
+    pub const T0: i32 = 56;
 }
 
 /// What the driver needs to know at code generation.
@@ -177,17 +182,26 @@ pub fn emit(
     let dt = b.ins().load(F64, mem(), a.io, io::DT);
     let minus1 = b.ins().iconst(I64, -1);
     b.ins().store(mem(), minus1, a.io, io::BAD_SLOT);
-    // Initial record.
+    // The initial record, on the first call only.
+    let start = b.ins().load(I64, mem(), a.io, io::START);
+    let first = b.ins().icmp_imm_s(IntCC::Equal, start, 1);
+    let init = b.create_block();
+    let begin = b.create_block();
+    b.ins().brif(first, init, &[], begin, &[]);
+    b.switch_to_block(init);
+    b.seal_block(init);
     model(b, Part::Signals, a.x, a.work);
     let zero_i = b.ins().iconst(I64, 0);
     record(b, zero_i);
     let one_r = one_row(b);
     b.ins().store(mem(), one_r, a.io, io::ROWS);
+    b.ins().jump(begin, &[]);
+    b.switch_to_block(begin);
+    b.seal_block(begin);
     let r = b.declare_var(I64);
-    let one = b.ins().iconst(I64, 1);
-    b.def_var(r, one);
+    b.def_var(r, start);
     let t = b.declare_var(F64);
-    let t0 = b.ins().f64const(0.0);
+    let t0 = b.ins().load(F64, mem(), a.io, io::T0);
     b.def_var(t, t0);
     let acc = b.declare_var(F64);
     let outer = b.create_block();

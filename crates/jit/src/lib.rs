@@ -371,7 +371,7 @@ pub fn run(
     for (k, f) in sim.event_flags().iter().enumerate() {
         work[6 * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
     }
-    let mut io = [0.0f64; 6];
+    let mut io = [0.0f64; 8];
     io[0] = f64::from_bits(count);
     io[1] = every;
     io[2] = dt;
@@ -409,35 +409,56 @@ pub fn run(
             }));
         }
     }
-    // SAFETY: every buffer has the length the generated code indexes: x has n_state slots, p
-    // n_param, s n_signal, work 6 × n plus the event flags, rec rows × probes, io 6 words;
-    // the noise cell points at `sim`'s generator and the stream cell at `table`, which has at
-    // least as many rows as the run reads (checked above).
-    unsafe {
-        (compiled.driver)(
-            sim.x.as_mut_ptr(),
-            sim.m.params.as_ptr(),
-            sim.m.sig.as_mut_ptr(),
-            work.as_mut_ptr(),
-            rec.as_mut_ptr(),
-            io.as_mut_ptr(),
-        );
+    // The run is cut into calls of about 1% of the records each, so the caller sees rows
+    // (and can show progress) while it runs; each call continues where the last stopped.
+    let total = count;
+    let chunk = (total / 100).max(1);
+    let mut r0 = 1u64;
+    let mut emitted = 0usize;
+    loop {
+        let r1 = (r0 + chunk - 1).min(total);
+        io[0] = f64::from_bits(r1);
+        io[6] = f64::from_bits(r0);
+        io[7] = if flat.time == TimeKind::Continuous {
+            (r0 - 1) as f64 * every
+        } else {
+            0.0
+        };
+        // SAFETY: every buffer has the length the generated code indexes: x has n_state
+        // slots, p n_param, s n_signal, work 6 × n plus the event flags, rec rows × probes,
+        // io 8 words; the noise cell points at `sim`'s generator and the stream cell at
+        // `table`, which has at least as many rows as the run reads (checked above).
+        unsafe {
+            (compiled.driver)(
+                sim.x.as_mut_ptr(),
+                sim.m.params.as_ptr(),
+                sim.m.sig.as_mut_ptr(),
+                work.as_mut_ptr(),
+                rec.as_mut_ptr(),
+                io.as_mut_ptr(),
+            );
+        }
+        let written = (io[3].to_bits() as usize).min(rows as usize);
+        for r in emitted..written {
+            // Record r is at r × every: a time, or (discrete) a step count.
+            row(r as f64 * every, &rec[r * np..(r + 1) * np]);
+        }
+        emitted = written;
+        let bad = io[5].to_bits() as i64;
+        if bad >= 0 {
+            let slot = bad as usize;
+            return Err(RunError::NotFinite {
+                name: state_name(flat, slot),
+                time: io[4],
+                last: sim.x[slot],
+            });
+        }
+        if r1 >= total {
+            break;
+        }
+        r0 = r1 + 1;
     }
     let run_time = start.elapsed();
-    let written = io[3].to_bits() as usize;
-    for r in 0..written.min(rows as usize) {
-        // Record r is at r × every: a time, or (discrete) a step count.
-        row(r as f64 * every, &rec[r * np..(r + 1) * np]);
-    }
-    let bad = io[5].to_bits() as i64;
-    if bad >= 0 {
-        let slot = bad as usize;
-        return Err(RunError::NotFinite {
-            name: state_name(flat, slot),
-            time: io[4],
-            last: sim.x[slot],
-        });
-    }
     let steps = if flat.time == TimeKind::Continuous {
         (count as f64 * every / dt).round() as u64
     } else {
