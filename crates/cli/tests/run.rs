@@ -332,3 +332,28 @@ fn euler_maruyama_noise_has_the_right_variance_and_is_seeded() {
         Err(RunError::Setting(_))
     ));
 }
+
+#[test]
+fn rk45_stops_on_a_blow_up_instead_of_shrinking_forever() {
+    // x' = x² reaches infinity at t = 1: the step shrinks, then the non-finite state is
+    // reported (a NaN error estimate must not leave the step size NaN).
+    let src =
+        "system Blow : { out x: Real } {\n  state x: Real = 1.0\n  out x = x\n  der x = x * x\n}";
+    let start = std::time::Instant::now();
+    let err = trace(
+        src,
+        "Blow",
+        &RunSpec {
+            method: Method::Rk45,
+            until: Some(3.0),
+            every: Some(0.5),
+            ..RunSpec::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, RunError::NotFinite { ref name, .. } if name == "x"),
+        "{err:?}"
+    );
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+}

@@ -718,7 +718,11 @@ pub fn run(
                                 };
                                 h = (step * fac).max(1e-14);
                             } else {
-                                h = step * (0.9 * errn.powf(-0.2)).clamp(0.1, 0.9);
+                                // A non-finite error estimate (a stage met NaN or an infinity) shrinks the
+                                // step tenfold, until it is accepted as tiny and the non-finite
+                                // state is reported.
+                                let f = 0.9 * errn.powf(-0.2);
+                                h = step * if f.is_nan() { 0.1 } else { f.clamp(0.1, 0.9) };
                             }
                         }
                     }

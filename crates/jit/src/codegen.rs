@@ -191,6 +191,11 @@ impl<'a> Gen<'a> {
         m
     }
 
+    /// A math shim by name, declared in the function being built.
+    pub fn shim_ref(&self, module: &mut JITModule, b: &mut FunctionBuilder, name: &str) -> FuncRef {
+        module.declare_func_in_func(self.shims[name], b.func)
+    }
+
     /// Signature `(x, p, s, out) -> ()` of the signal and update functions.
     pub fn buffers_sig(module: &JITModule) -> Signature {
         let ptr = module.target_config().pointer_type();

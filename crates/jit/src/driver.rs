@@ -33,6 +33,12 @@ pub mod io {
     pub const START: i32 = 48;
     /// In: the time at the start of this call.
     pub const T0: i32 = 56;
+    /// In: relative tolerance (rk45).
+    pub const RTOL: i32 = 64;
+    /// In: absolute tolerance (rk45).
+    pub const ATOL: i32 = 72;
+    /// In and out: rk45's step size, carried from one call to the next.
+    pub const H: i32 = 80;
 }
 
 /// What the driver needs to know at code generation.
@@ -85,8 +91,12 @@ pub struct Args {
     pub x: Value,
     /// Signals.
     pub s: Value,
-    /// Scratch: 6 × n slots.
+    /// Scratch: 10 × n slots, then the event flags.
     pub work: Value,
+    /// `dyn_powf` (rk45's step-size control).
+    pub powf: cranelift_codegen::ir::FuncRef,
+    /// `dyn_max` (Rust's `max`).
+    pub max: cranelift_codegen::ir::FuncRef,
     /// Record buffer.
     pub rec: Value,
     /// The io buffer.
@@ -160,6 +170,8 @@ pub fn emit(
         buf(b, 4),
         buf(b, 5),
     );
+    // rk45's stages 5 to 7.
+    let (k5, k6, k7) = (buf(b, 6), buf(b, 7), buf(b, 8));
     let ptr_ty = b.func.dfg.value_type(a.x);
     let xv = b.declare_var(ptr_ty);
     b.def_var(xv, a.x);
@@ -180,6 +192,12 @@ pub fn emit(
     let count = b.ins().load(I64, mem(), a.io, io::COUNT);
     let every = b.ins().load(F64, mem(), a.io, io::EVERY);
     let dt = b.ins().load(F64, mem(), a.io, io::DT);
+    let rtol = b.ins().load(F64, mem(), a.io, io::RTOL);
+    let atol = b.ins().load(F64, mem(), a.io, io::ATOL);
+    // rk45's step size, carried across records as in the interpreter.
+    let hv = b.declare_var(F64);
+    let h0 = b.ins().load(F64, mem(), a.io, io::H);
+    b.def_var(hv, h0);
     let minus1 = b.ins().iconst(I64, -1);
     b.ins().store(mem(), minus1, a.io, io::BAD_SLOT);
     // The initial record, on the first call only.
@@ -362,78 +380,263 @@ pub fn emit(
             let tick = b.ins().fcvt_to_uint_sat(I64, fl);
             set_tick(b, l, a.s, tick);
         }
-        let x = b.use_var(xv);
-        model(b, Part::Signals, x, a.work);
-        model(b, Part::Updates, x, k1);
-        reset_acc(b);
-        // dst[i] = x[i] + coef * k[i]
-        let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
+        if l.method == Method::Rk45 {
+            // One Dormand–Prince 5(4) attempt, as the interpreter computes it.
+            const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+            const A: [[f64; 6]; 7] = [
+                [0.0; 6],
+                [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+                [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+                [
+                    19372.0 / 6561.0,
+                    -25360.0 / 2187.0,
+                    64448.0 / 6561.0,
+                    -212.0 / 729.0,
+                    0.0,
+                    0.0,
+                ],
+                [
+                    9017.0 / 3168.0,
+                    -355.0 / 33.0,
+                    46732.0 / 5247.0,
+                    49.0 / 176.0,
+                    -5103.0 / 18656.0,
+                    0.0,
+                ],
+                [
+                    35.0 / 384.0,
+                    0.0,
+                    500.0 / 1113.0,
+                    125.0 / 192.0,
+                    -2187.0 / 6784.0,
+                    11.0 / 84.0,
+                ],
+            ];
+            const B5: [f64; 7] = [
+                35.0 / 384.0,
+                0.0,
+                500.0 / 1113.0,
+                125.0 / 192.0,
+                -2187.0 / 6784.0,
+                11.0 / 84.0,
+                0.0,
+            ];
+            const B4: [f64; 7] = [
+                5179.0 / 57600.0,
+                0.0,
+                7571.0 / 16695.0,
+                393.0 / 640.0,
+                -92097.0 / 339200.0,
+                187.0 / 2100.0,
+                1.0 / 40.0,
+            ];
+            let _ = C;
+            let hcur = b.use_var(hv);
+            let tv = b.use_var(t);
+            let rem = b.ins().fsub(target, tv);
+            let step = b.ins().fmin(hcur, rem);
+            let ks = [k1, k2, k3, k4, k5, k6, k7];
+            let x = b.use_var(xv);
+            model(b, Part::Signals, x, a.work);
+            model(b, Part::Updates, x, k1);
+            for st in 1..7 {
+                let coefs: Vec<Value> = (0..st)
+                    .map(|j| {
+                        let aj = b.ins().f64const(A[st][j]);
+                        b.ins().fmul(step, aj)
+                    })
+                    .collect();
+                each(b, n, &mut |b, i| {
+                    let px = at(b, x, i);
+                    let mut acc_v = b.ins().load(F64, mem(), px, 0);
+                    for (j, cj) in coefs.iter().enumerate() {
+                        let pk = at(b, ks[j], i);
+                        let kv = b.ins().load(F64, mem(), pk, 0);
+                        let m = b.ins().fmul(*cj, kv);
+                        acc_v = b.ins().fadd(acc_v, m);
+                    }
+                    let pt = at(b, tmp, i);
+                    b.ins().store(mem(), acc_v, pt, 0);
+                });
+                model(b, Part::Signals, tmp, a.work);
+                model(b, Part::Updates, tmp, ks[st]);
+            }
+            reset_acc(b);
+            let err = b.declare_var(F64);
+            let z0 = b.ins().f64const(0.0);
+            b.def_var(err, z0);
             each(b, n, &mut |b, i| {
                 let px = at(b, x, i);
                 let xv_ = b.ins().load(F64, mem(), px, 0);
-                let pk = at(b, k, i);
-                let kv = b.ins().load(F64, mem(), pk, 0);
-                let m = b.ins().fmul(coef, kv);
-                let v = b.ins().fadd(xv_, m);
-                match dst {
-                    Some(d) => {
-                        let pd = at(b, d, i);
-                        b.ins().store(mem(), v, pd, 0);
+                let kv: Vec<Value> = ks
+                    .iter()
+                    .map(|k| {
+                        let pk = at(b, *k, i);
+                        b.ins().load(F64, mem(), pk, 0)
+                    })
+                    .collect();
+                let weighted = |b: &mut FunctionBuilder, w: &[f64; 7]| {
+                    let mut sum: Option<Value> = None;
+                    for (s_, k) in kv.iter().enumerate() {
+                        let c = b.ins().f64const(w[s_]);
+                        let term = b.ins().fmul(c, *k);
+                        sum = Some(match sum {
+                            None => term,
+                            Some(acc_v) => b.ins().fadd(acc_v, term),
+                        });
                     }
-                    None => put(b, i, v),
-                }
+                    let m = b.ins().fmul(step, sum.expect("seven terms"));
+                    b.ins().fadd(xv_, m)
+                };
+                let y5 = weighted(b, &B5);
+                let y4 = weighted(b, &B4);
+                put(b, i, y5);
+                let ax = b.ins().fabs(xv_);
+                let ay = b.ins().fabs(y5);
+                let inst = b.ins().call(a.max, &[ax, ay]);
+                let mx = b.inst_results(inst)[0];
+                let r_ = b.ins().fmul(rtol, mx);
+                let sc = b.ins().fadd(atol, r_);
+                let d = b.ins().fsub(y5, y4);
+                let q = b.ins().fdiv(d, sc);
+                let q2 = b.ins().fmul(q, q);
+                let e0 = b.use_var(err);
+                let e1 = b.ins().fadd(e0, q2);
+                b.def_var(err, e1);
             });
-        };
-        match l.method {
-            Method::Euler | Method::Rk45 => axpy(b, None, h, k1),
-            Method::Rk4 => {
-                let half = b.ins().f64const(0.5);
-                let hh = b.ins().fmul(half, h);
-                axpy(b, Some(tmp), hh, k1);
-                model(b, Part::Signals, tmp, a.work);
-                model(b, Part::Updates, tmp, k2);
-                axpy(b, Some(tmp), hh, k2);
-                model(b, Part::Signals, tmp, a.work);
-                model(b, Part::Updates, tmp, k3);
-                axpy(b, Some(tmp), h, k3);
-                model(b, Part::Signals, tmp, a.work);
-                model(b, Part::Updates, tmp, k4);
-                let six = b.ins().f64const(6.0);
-                let h6 = b.ins().fdiv(h, six);
-                let two = b.ins().f64const(2.0);
-                each(b, n, &mut |b, i| {
-                    let ld = |b: &mut FunctionBuilder, base: Value| {
-                        let p = at(b, base, i);
-                        b.ins().load(F64, mem(), p, 0)
-                    };
-                    let (xv_, a1, a2, a3, a4) =
-                        (ld(b, x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
-                    let t2 = b.ins().fmul(two, a2);
-                    let s1 = b.ins().fadd(a1, t2);
-                    let t3 = b.ins().fmul(two, a3);
-                    let s2 = b.ins().fadd(s1, t3);
-                    let s3 = b.ins().fadd(s2, a4);
-                    let m = b.ins().fmul(h6, s3);
-                    let v = b.ins().fadd(xv_, m);
-                    put(b, i, v);
-                });
-            }
-        }
-        let tv = b.use_var(t);
-        let tn = b.ins().fadd(tv, h);
-        b.def_var(t, tn);
-        check_and_swap(b, tn);
-        if l.events {
-            // As the interpreter: signals of the new state, then the events on a copy of it.
+            let e = b.use_var(err);
+            let nf = b.ins().f64const(n as f64);
+            let mean = b.ins().fdiv(e, nf);
+            let errn = b.ins().sqrt(mean);
+            let one_f = b.ins().f64const(1.0);
+            let small = b.ins().fcmp(FloatCC::LessThanOrEqual, errn, one_f);
+            let at_abs = b.ins().fabs(tv);
+            let at_mx = b.ins().fmax(at_abs, one_f);
+            let tiny = b.ins().f64const(1e-14);
+            let lim = b.ins().fmul(tiny, at_mx);
+            let too_small = b.ins().fcmp(FloatCC::LessThan, step, lim);
+            let accept = b.ins().bor(small, too_small);
+            let acc_blk = b.create_block();
+            let rej_blk = b.create_block();
+            let merge = b.create_block();
+            b.ins().brif(accept, acc_blk, &[], rej_blk, &[]);
+            // clamp(0.9 · errn^-0.2, lo, hi) with Rust's `clamp` (NaN stays NaN).
+            let factor = |b: &mut FunctionBuilder, lo: f64, hi: f64| {
+                let m02 = b.ins().f64const(-0.2);
+                let inst = b.ins().call(a.powf, &[errn, m02]);
+                let p = b.inst_results(inst)[0];
+                let nine = b.ins().f64const(0.9);
+                let f = b.ins().fmul(nine, p);
+                let lo_v = b.ins().f64const(lo);
+                let hi_v = b.ins().f64const(hi);
+                let below = b.ins().fcmp(FloatCC::LessThan, f, lo_v);
+                let f1 = b.ins().select(below, lo_v, f);
+                let above = b.ins().fcmp(FloatCC::GreaterThan, f1, hi_v);
+                b.ins().select(above, hi_v, f1)
+            };
+            b.switch_to_block(acc_blk);
+            b.seal_block(acc_blk);
+            let tn = b.ins().fadd(tv, step);
+            b.def_var(t, tn);
+            check_and_swap(b, tn);
+            let cl = factor(b, 0.2, 5.0);
+            let zero = b.ins().f64const(0.0);
+            let exact = b.ins().fcmp(FloatCC::Equal, errn, zero);
+            let five = b.ins().f64const(5.0);
+            let fac = b.ins().select(exact, five, cl);
+            let grown = b.ins().fmul(step, fac);
+            let floor_h = b.ins().f64const(1e-14);
+            let inst = b.ins().call(a.max, &[grown, floor_h]);
+            let hn = b.inst_results(inst)[0];
+            b.def_var(hv, hn);
+            b.ins().jump(merge, &[]);
+            b.switch_to_block(rej_blk);
+            b.seal_block(rej_blk);
+            let cl = factor(b, 0.1, 0.9);
+            // As the interpreter: a NaN factor (non-finite error estimate) shrinks tenfold.
+            let nan = b.ins().fcmp(FloatCC::Unordered, cl, cl);
+            let tenth = b.ins().f64const(0.1);
+            let cl = b.ins().select(nan, tenth, cl);
+            let hn = b.ins().fmul(step, cl);
+            b.def_var(hv, hn);
+            b.ins().jump(merge, &[]);
+            b.switch_to_block(merge);
+            b.seal_block(merge);
+        } else {
             let x = b.use_var(xv);
-            each(b, n, &mut |b, i| {
-                let ps_ = at(b, x, i);
-                let v = b.ins().load(F64, mem(), ps_, 0);
-                let pd = at(b, tmp, i);
-                b.ins().store(mem(), v, pd, 0);
-            });
             model(b, Part::Signals, x, a.work);
-            model(b, Part::Events, tmp, x);
+            model(b, Part::Updates, x, k1);
+            reset_acc(b);
+            // dst[i] = x[i] + coef * k[i]
+            let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
+                each(b, n, &mut |b, i| {
+                    let px = at(b, x, i);
+                    let xv_ = b.ins().load(F64, mem(), px, 0);
+                    let pk = at(b, k, i);
+                    let kv = b.ins().load(F64, mem(), pk, 0);
+                    let m = b.ins().fmul(coef, kv);
+                    let v = b.ins().fadd(xv_, m);
+                    match dst {
+                        Some(d) => {
+                            let pd = at(b, d, i);
+                            b.ins().store(mem(), v, pd, 0);
+                        }
+                        None => put(b, i, v),
+                    }
+                });
+            };
+            match l.method {
+                Method::Euler | Method::Rk45 => axpy(b, None, h, k1),
+                Method::Rk4 => {
+                    let half = b.ins().f64const(0.5);
+                    let hh = b.ins().fmul(half, h);
+                    axpy(b, Some(tmp), hh, k1);
+                    model(b, Part::Signals, tmp, a.work);
+                    model(b, Part::Updates, tmp, k2);
+                    axpy(b, Some(tmp), hh, k2);
+                    model(b, Part::Signals, tmp, a.work);
+                    model(b, Part::Updates, tmp, k3);
+                    axpy(b, Some(tmp), h, k3);
+                    model(b, Part::Signals, tmp, a.work);
+                    model(b, Part::Updates, tmp, k4);
+                    let six = b.ins().f64const(6.0);
+                    let h6 = b.ins().fdiv(h, six);
+                    let two = b.ins().f64const(2.0);
+                    each(b, n, &mut |b, i| {
+                        let ld = |b: &mut FunctionBuilder, base: Value| {
+                            let p = at(b, base, i);
+                            b.ins().load(F64, mem(), p, 0)
+                        };
+                        let (xv_, a1, a2, a3, a4) =
+                            (ld(b, x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
+                        let t2 = b.ins().fmul(two, a2);
+                        let s1 = b.ins().fadd(a1, t2);
+                        let t3 = b.ins().fmul(two, a3);
+                        let s2 = b.ins().fadd(s1, t3);
+                        let s3 = b.ins().fadd(s2, a4);
+                        let m = b.ins().fmul(h6, s3);
+                        let v = b.ins().fadd(xv_, m);
+                        put(b, i, v);
+                    });
+                }
+            }
+            let tv = b.use_var(t);
+            let tn = b.ins().fadd(tv, h);
+            b.def_var(t, tn);
+            check_and_swap(b, tn);
+            if l.events {
+                // As the interpreter: signals of the new state, then the events on a copy of it.
+                let x = b.use_var(xv);
+                each(b, n, &mut |b, i| {
+                    let ps_ = at(b, x, i);
+                    let v = b.ins().load(F64, mem(), ps_, 0);
+                    let pd = at(b, tmp, i);
+                    b.ins().store(mem(), v, pd, 0);
+                });
+                model(b, Part::Signals, x, a.work);
+                model(b, Part::Events, tmp, x);
+            }
         }
         b.ins().jump(inner, &[]);
         b.seal_block(step_blk);
@@ -467,9 +670,13 @@ pub fn emit(
     b.switch_to_block(fail);
     b.seal_block(fail);
     copy_back(b);
+    let hl = b.use_var(hv);
+    b.ins().store(mem(), hl, a.io, io::H);
     b.ins().return_(&[]);
     b.switch_to_block(done);
     b.seal_block(done);
     copy_back(b);
+    let hl = b.use_var(hv);
+    b.ins().store(mem(), hl, a.io, io::H);
     b.ins().return_(&[]);
 }

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 
 pub use codegen::{Unsupported, supported};
 
+/// State-sized scratch buffers of the driver: k1…k7, the stage input, the other state.
+const WORK_BUFFERS: usize = 10;
+
 /// How long compilation took.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
@@ -57,8 +60,8 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     if noisy(flat) && flat.time == TimeKind::Continuous && spec.method != Method::Euler {
         return Err("`randn()` outside Euler–Maruyama".into());
     }
-    if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 {
-        return Err("the adaptive method rk45".into());
+    if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 && n_events(flat) > 0 {
+        return Err("`when` events under rk45".into());
     }
     Ok(())
 }
@@ -232,6 +235,8 @@ fn build(
             work: ps[3],
             rec: ps[4],
             io: ps[5],
+            powf: cg.shim_ref(&mut module, &mut b, "dyn_powf"),
+            max: cg.shim_ref(&mut module, &mut b, "dyn_max"),
         };
         let layout = driver::Layout {
             n: flat.n_state,
@@ -250,7 +255,7 @@ fn build(
         let inline = work_items <= 64;
         let (p, s) = (ps[1], ps[2]);
         let work = ps[3];
-        let flags_at = (6 * flat.n_state.max(1) * 8) as i64;
+        let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
         let mut model =
             |b: &mut FunctionBuilder,
              part: driver::Part,
@@ -367,11 +372,14 @@ pub fn run(
         count / every as u64 + 1
     };
     let mut rec = vec![0.0; rows as usize * np.max(1)];
-    let mut work = vec![0.0; 6 * n.max(1) + n_events(flat)];
+    let mut work = vec![0.0; WORK_BUFFERS * n.max(1) + n_events(flat)];
     for (k, f) in sim.event_flags().iter().enumerate() {
-        work[6 * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
+        work[WORK_BUFFERS * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
     }
-    let mut io = [0.0f64; 8];
+    let mut io = [0.0f64; 11];
+    io[10] = spec.dt;
+    io[8] = spec.rtol;
+    io[9] = spec.atol;
     io[0] = f64::from_bits(count);
     io[1] = every;
     io[2] = dt;
@@ -425,8 +433,8 @@ pub fn run(
             0.0
         };
         // SAFETY: every buffer has the length the generated code indexes: x has n_state
-        // slots, p n_param, s n_signal, work 6 × n plus the event flags, rec rows × probes,
-        // io 8 words; the noise cell points at `sim`'s generator and the stream cell at
+        // slots, p n_param, s n_signal, work 10 × n plus the event flags, rec rows × probes,
+        // io 11 words; the noise cell points at `sim`'s generator and the stream cell at
         // `table`, which has at least as many rows as the run reads (checked above).
         unsafe {
             (compiled.driver)(
