@@ -202,6 +202,60 @@ pub fn param_paths(flat: &Flat) -> Vec<(String, usize)> {
     out
 }
 
+/// Dormand–Prince 5(4): stage times.
+pub const DP_C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+/// Dormand–Prince 5(4): stage coefficients.
+pub const DP_A: [[f64; 6]; 7] = [
+    [0.0; 6],
+    [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
+    [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
+    [
+        19372.0 / 6561.0,
+        -25360.0 / 2187.0,
+        64448.0 / 6561.0,
+        -212.0 / 729.0,
+        0.0,
+        0.0,
+    ],
+    [
+        9017.0 / 3168.0,
+        -355.0 / 33.0,
+        46732.0 / 5247.0,
+        49.0 / 176.0,
+        -5103.0 / 18656.0,
+        0.0,
+    ],
+    [
+        35.0 / 384.0,
+        0.0,
+        500.0 / 1113.0,
+        125.0 / 192.0,
+        -2187.0 / 6784.0,
+        11.0 / 84.0,
+    ],
+];
+/// Dormand–Prince 5(4): weights of the 5th-order solution.
+pub const DP_B5: [f64; 7] = [
+    35.0 / 384.0,
+    0.0,
+    500.0 / 1113.0,
+    125.0 / 192.0,
+    -2187.0 / 6784.0,
+    11.0 / 84.0,
+    0.0,
+];
+/// Dormand–Prince 5(4): weights of the embedded 4th-order solution.
+pub const DP_B4: [f64; 7] = [
+    5179.0 / 57600.0,
+    0.0,
+    7571.0 / 16695.0,
+    393.0 / 640.0,
+    -92097.0 / 339200.0,
+    187.0 / 2100.0,
+    1.0 / 40.0,
+];
+
 /// A running model: machine and state.
 pub struct Sim<'f> {
     /// Buffers.
@@ -395,55 +449,6 @@ impl<'f> Sim<'f> {
         rtol: f64,
         atol: f64,
     ) -> Result<f64, RunError> {
-        const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
-        const A: [[f64; 6]; 7] = [
-            [0.0; 6],
-            [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-            [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
-            [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-            [
-                19372.0 / 6561.0,
-                -25360.0 / 2187.0,
-                64448.0 / 6561.0,
-                -212.0 / 729.0,
-                0.0,
-                0.0,
-            ],
-            [
-                9017.0 / 3168.0,
-                -355.0 / 33.0,
-                46732.0 / 5247.0,
-                49.0 / 176.0,
-                -5103.0 / 18656.0,
-                0.0,
-            ],
-            [
-                35.0 / 384.0,
-                0.0,
-                500.0 / 1113.0,
-                125.0 / 192.0,
-                -2187.0 / 6784.0,
-                11.0 / 84.0,
-            ],
-        ];
-        const B5: [f64; 7] = [
-            35.0 / 384.0,
-            0.0,
-            500.0 / 1113.0,
-            125.0 / 192.0,
-            -2187.0 / 6784.0,
-            11.0 / 84.0,
-            0.0,
-        ];
-        const B4: [f64; 7] = [
-            5179.0 / 57600.0,
-            0.0,
-            7571.0 / 16695.0,
-            393.0 / 640.0,
-            -92097.0 / 339200.0,
-            187.0 / 2100.0,
-            1.0 / 40.0,
-        ];
         let n = x.len();
         let mut k = vec![vec![0.0; n]; 7];
         let mut tmp = vec![0.0; n];
@@ -451,18 +456,18 @@ impl<'f> Sim<'f> {
             for i in 0..n {
                 let mut acc = x[i];
                 for (j, kj) in k.iter().enumerate().take(s) {
-                    acc += h * A[s][j] * kj[i];
+                    acc += h * DP_A[s][j] * kj[i];
                 }
                 tmp[i] = acc;
             }
             let mut ks = vec![0.0; n];
-            self.rhs(t + C[s] * h, &tmp, &mut ks)?;
+            self.rhs(t + DP_C[s] * h, &tmp, &mut ks)?;
             k[s] = ks;
         }
         let mut err = 0.0;
         for i in 0..n {
-            let y5: f64 = x[i] + h * (0..7).map(|s| B5[s] * k[s][i]).sum::<f64>();
-            let y4: f64 = x[i] + h * (0..7).map(|s| B4[s] * k[s][i]).sum::<f64>();
+            let y5: f64 = x[i] + h * (0..7).map(|s| DP_B5[s] * k[s][i]).sum::<f64>();
+            let y4: f64 = x[i] + h * (0..7).map(|s| DP_B4[s] * k[s][i]).sum::<f64>();
             out[i] = y5;
             let sc = atol + rtol * x[i].abs().max(y5.abs());
             err += ((y5 - y4) / sc).powi(2);
@@ -513,14 +518,9 @@ impl<'f> Sim<'f> {
     }
 }
 
-/// Runs `flat` as `spec` says, calling `row(t, values)` for each recorded time with the
-/// recorded names' values. Returns the recorded names.
-pub fn run(
-    flat: &Flat,
-    spec: &RunSpec,
-    header: &mut dyn FnMut(&[String]),
-    row: &mut dyn FnMut(f64, &[f64]),
-) -> Result<u64, RunError> {
+/// The names `spec` records (every out port of the root when it names none) and their
+/// probes; tensors expand to `name[i]`.
+pub fn recorded(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunError> {
     let all = probes(flat);
     let names: Vec<String> = if spec.record.is_empty() {
         let root = &flat.program.systems[flat.groups[0].system as usize];
@@ -559,6 +559,18 @@ pub fn run(
                 .expect("probe exists")
         })
         .collect();
+    Ok((names, chosen))
+}
+
+/// Runs `flat` as `spec` says, calling `row(t, values)` for each recorded time with the
+/// recorded names' values. Returns the recorded names.
+pub fn run(
+    flat: &Flat,
+    spec: &RunSpec,
+    header: &mut dyn FnMut(&[String]),
+    row: &mut dyn FnMut(f64, &[f64]),
+) -> Result<u64, RunError> {
+    let (names, chosen) = recorded(flat, spec)?;
     header(&names);
     let mut sim = Sim::new(flat, spec)?;
     let mut vals = vec![0.0; chosen.len()];

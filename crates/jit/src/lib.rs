@@ -16,7 +16,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module, default_libcall_names};
-use dyn_interp::run::{Method, Probe, RunError, RunSpec, Sim, probes, state_name};
+use dyn_interp::run::{Method, Probe, RunError, RunSpec, Sim, state_name};
 use dyn_ir::flat::Flat;
 use dyn_ir::system::TimeKind;
 use std::time::{Duration, Instant};
@@ -66,45 +66,6 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// The recorded names and probes, as the interpreter chooses them.
-fn chosen(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunError> {
-    let all = probes(flat);
-    let names: Vec<String> = if spec.record.is_empty() {
-        let root = &flat.program.systems[flat.groups[0].system as usize];
-        all.iter()
-            .filter(|(n, _)| root.outputs.iter().any(|o| *n == o.name))
-            .map(|(n, _)| n.clone())
-            .collect()
-    } else {
-        let mut v = Vec::new();
-        for r in &spec.record {
-            let found: Vec<String> = all
-                .iter()
-                .filter(|(n, _)| n == r || n.starts_with(&format!("{r}[")))
-                .map(|(n, _)| n.clone())
-                .collect();
-            if found.is_empty() {
-                return Err(RunError::UnknownRecord {
-                    name: r.clone(),
-                    valid: all.iter().map(|(n, _)| n.clone()).take(40).collect(),
-                });
-            }
-            v.extend(found);
-        }
-        v
-    };
-    let probes = names
-        .iter()
-        .map(|n| {
-            all.iter()
-                .find(|(m, _)| m == n)
-                .map(|(_, p)| *p)
-                .expect("probe exists")
-        })
-        .collect();
-    Ok((names, probes))
-}
-
 /// Does a `der`/`next` of some system sample noise? (The interpreter's rule for scaling.)
 fn noisy(flat: &Flat) -> bool {
     flat.program
@@ -138,7 +99,7 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
     if let Err(u) = supported_run(flat, spec) {
         return Ok(Err(u));
     }
-    let (names, probes) = chosen(flat, spec)?;
+    let (names, probes) = dyn_interp::run::recorded(flat, spec)?;
     Ok(build(flat, spec, names, probes))
 }
 
