@@ -286,7 +286,18 @@ impl Checker<'_> {
             Err(e) => return Some(Err(e)),
         };
         Some(Ok(Iface {
-            name: self.modules[self.cur].ast_snippet(p.span),
+            // An interface named in the header keeps its name; inline ones are anonymous.
+            name: match &p.kind {
+                PolyKind::Atom(TypeExpr {
+                    kind: TypeKind::Named(path),
+                    ..
+                }) => path
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("."),
+                _ => "an inline interface".to_string(),
+            },
             modes: part.modes,
             moded: part.moded,
             span: p.span,
@@ -690,11 +701,4 @@ fn port_card(p: &PortSig) -> Result<u128, Diagnostic> {
 /// `y` inside a polynomial is the identity polynomial.
 pub fn is_y(t: &TypeExpr) -> bool {
     matches!(&t.kind, TypeKind::Named(p) if p.len() == 1 && p[0].name == "y")
-}
-
-impl crate::modules::Module {
-    /// Placeholder name of an anonymous interface: `(polynomial)`.
-    pub fn ast_snippet(&self, _span: Span) -> String {
-        "this interface".to_string()
-    }
 }
