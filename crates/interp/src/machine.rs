@@ -487,57 +487,35 @@ impl<'f> Machine<'f> {
     /// signals must be current.
     pub fn derivatives(&mut self, state: &[f64], out: &mut [f64]) -> E<()> {
         out.iter_mut().for_each(|o| *o = 0.0);
-        let flat = self.flat;
-        for (gi, grp) in flat.groups.iter().enumerate() {
-            let sys = &flat.program.systems[grp.system as usize];
-            if sys.time != TimeKind::Continuous || sys.states.is_empty() {
-                continue;
-            }
-            for e in 0..grp.count {
-                for a in self.assigns_for(gi as u32, e) {
-                    let v = self.eval(
-                        Frame {
-                            g: gi as u32,
-                            e,
-                            loops: &[],
-                        },
-                        &a.value,
-                        state,
-                        &[],
-                    )?;
-                    let o = grp.state(e, a.state as usize);
-                    let n = slots(&sys.states[a.state as usize].0.shape).max(1);
-                    v.to_slots(&mut out[o..o + n]);
-                }
-            }
-        }
-        Ok(())
+        self.write_updates(TimeKind::Continuous, state, out)
     }
 
     /// Computes the next state of every discrete state into `next` (a copy of `state`
     /// beforehand); signals must be current.
     pub fn next_state(&mut self, state: &[f64], next: &mut [f64]) -> E<()> {
+        self.write_updates(TimeKind::Discrete, state, next)
+    }
+
+    /// Evaluates the updates of every element of the groups in time domain `time` and writes
+    /// them at their states' slots of `out`.
+    fn write_updates(&mut self, time: TimeKind, state: &[f64], out: &mut [f64]) -> E<()> {
         let flat = self.flat;
         for (gi, grp) in flat.groups.iter().enumerate() {
             let sys = &flat.program.systems[grp.system as usize];
-            if sys.time != TimeKind::Discrete {
+            if sys.time != time {
                 continue;
             }
             for e in 0..grp.count {
                 for a in self.assigns_for(gi as u32, e) {
-                    let v = self.eval(
-                        Frame {
-                            g: gi as u32,
-                            e,
-                            loops: &[],
-                        },
-                        &a.value,
-                        state,
-                        &[],
-                    )?;
+                    let frame = Frame {
+                        g: gi as u32,
+                        e,
+                        loops: &[],
+                    };
+                    let v = self.eval(frame, &a.value, state, &[])?;
                     let o = grp.state(e, a.state as usize);
                     let n = slots(&sys.states[a.state as usize].0.shape).max(1);
-                    v.to_slots(&mut next[o..o + n]);
+                    v.to_slots(&mut out[o..o + n]);
                 }
             }
         }

@@ -128,117 +128,94 @@ fn build(
     let sig4 = Gen::buffers_sig(&module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
-    let define = |module: &mut JITModule,
-                  ctx: &mut cranelift_codegen::Context,
-                  name: &str,
-                  id: FuncId|
-     -> Result<(), Unsupported> {
-        module
-            .define_function(id, ctx)
-            .map_err(|e| err(format!("{name}: {e:?}")))?;
-        module.clear_context(ctx);
-        Ok(())
-    };
-    // signals(x, p, s, _)
-    let sig_id = module
-        .declare_function("signals", Linkage::Local, &sig4)
-        .map_err(err)?;
-    ctx.func.signature = sig4.clone();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let blk = b.create_block();
-        b.append_block_params_for_function_params(blk);
-        b.switch_to_block(blk);
-        b.seal_block(blk);
-        let ps = b.block_params(blk).to_vec();
-        cg.signals(&mut module, &mut b, ps[0], ps[1], ps[2]);
-        b.ins().return_(&[]);
-        b.finalize(module.target_config());
-    }
-    define(&mut module, &mut ctx, "signals", sig_id)?;
-    // updates(x, p, s, out)
-    let upd_id = module
-        .declare_function("updates", Linkage::Local, &sig4)
-        .map_err(err)?;
-    ctx.func.signature = sig4.clone();
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let blk = b.create_block();
-        b.append_block_params_for_function_params(blk);
-        b.switch_to_block(blk);
-        b.seal_block(blk);
-        let ps = b.block_params(blk).to_vec();
-        cg.updates(&mut module, &mut b, ps[0], ps[1], ps[2], ps[3]);
-        b.ins().return_(&[]);
-        b.finalize(module.target_config());
-    }
-    define(&mut module, &mut ctx, "updates", upd_id)?;
+    // signals(x, p, s, _) and updates(x, p, s, out)
+    let sig_id = define_fn(
+        &mut module,
+        &mut ctx,
+        &mut fbc,
+        "signals",
+        Linkage::Local,
+        &sig4,
+        &mut |module, b, ps| {
+            cg.signals(module, b, ps[0], ps[1], ps[2]);
+            b.ins().return_(&[]);
+        },
+    )?;
+    let upd_id = define_fn(
+        &mut module,
+        &mut ctx,
+        &mut fbc,
+        "updates",
+        Linkage::Local,
+        &sig4,
+        &mut |module, b, ps| {
+            cg.updates(module, b, ps[0], ps[1], ps[2], ps[3]);
+            b.ins().return_(&[]);
+        },
+    )?;
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig4.clone();
     dsig.params.push(dsig.params[0]);
     dsig.params.push(dsig.params[0]);
-    let drv_id = module
-        .declare_function("driver", Linkage::Export, &dsig)
-        .map_err(err)?;
-    ctx.func.signature = dsig;
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-        let blk = b.create_block();
-        b.append_block_params_for_function_params(blk);
-        b.switch_to_block(blk);
-        b.seal_block(blk);
-        let ps = b.block_params(blk).to_vec();
-        let sref = module.declare_func_in_func(sig_id, b.func);
-        let uref = module.declare_func_in_func(upd_id, b.func);
-        let args = driver::Args {
-            x: ps[0],
-            s: ps[2],
-            work: ps[3],
-            rec: ps[4],
-            io: ps[5],
-            powf: cg.shim_ref(&mut module, &mut b, "dyn_powf"),
-            max: cg.shim_ref(&mut module, &mut b, "dyn_max"),
-        };
-        let layout = driver::Layout {
-            n: flat.n_state,
-            probes: probes.clone(),
-            method: spec.method,
-            discrete: flat.time != TimeKind::Continuous,
-            events: n_events(flat) > 0,
-            stream: spec
-                .stream
-                .as_ref()
-                .map(|_| (stream.as_ptr() as i64, root_input_slots(flat))),
-        };
-        // Small models: the model's code is emitted inline at every stage, without calls.
-        let work_items: usize =
-            flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
-        let inline = work_items <= 64;
-        let (p, s) = (ps[1], ps[2]);
-        let work = ps[3];
-        let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
-        let mut model =
-            |b: &mut FunctionBuilder,
-             part: driver::Part,
-             x: cranelift_codegen::ir::Value,
-             o: cranelift_codegen::ir::Value| match (inline, part) {
-                (_, driver::Part::Events) => {
-                    let flags = b.ins().iadd_imm_s(work, flags_at);
-                    cg.events(&mut module, b, x, p, s, o, flags);
-                }
-                (true, driver::Part::Signals) => cg.signals(&mut module, b, x, p, s),
-                (true, driver::Part::Updates) => cg.updates(&mut module, b, x, p, s, o),
-                (false, driver::Part::Signals) => {
-                    b.ins().call(sref, &[x, p, s, o]);
-                }
-                (false, driver::Part::Updates) => {
-                    b.ins().call(uref, &[x, p, s, o]);
-                }
+    let drv_id = define_fn(
+        &mut module,
+        &mut ctx,
+        &mut fbc,
+        "driver",
+        Linkage::Export,
+        &dsig,
+        &mut |module, b, ps| {
+            let sref = module.declare_func_in_func(sig_id, b.func);
+            let uref = module.declare_func_in_func(upd_id, b.func);
+            let args = driver::Args {
+                x: ps[0],
+                s: ps[2],
+                work: ps[3],
+                rec: ps[4],
+                io: ps[5],
+                powf: cg.shim_ref(module, b, "dyn_powf"),
+                max: cg.shim_ref(module, b, "dyn_max"),
             };
-        driver::emit(&mut b, &args, &layout, &mut model);
-        b.finalize(module.target_config());
-    }
-    define(&mut module, &mut ctx, "driver", drv_id)?;
+            let layout = driver::Layout {
+                n: flat.n_state,
+                probes: probes.clone(),
+                method: spec.method,
+                discrete: flat.time != TimeKind::Continuous,
+                events: n_events(flat) > 0,
+                stream: spec
+                    .stream
+                    .as_ref()
+                    .map(|_| (stream.as_ptr() as i64, root_input_slots(flat))),
+            };
+            // Small models: the model's code is emitted inline at every stage, without calls.
+            let work_items: usize =
+                flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
+            let inline = work_items <= 64;
+            let (p, s) = (ps[1], ps[2]);
+            let work = ps[3];
+            let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
+            let mut model =
+                |b: &mut FunctionBuilder,
+                 part: driver::Part,
+                 x: cranelift_codegen::ir::Value,
+                 o: cranelift_codegen::ir::Value| match (inline, part) {
+                    (_, driver::Part::Events) => {
+                        let flags = b.ins().iadd_imm_s(work, flags_at);
+                        cg.events(module, b, x, p, s, o, flags);
+                    }
+                    (true, driver::Part::Signals) => cg.signals(module, b, x, p, s),
+                    (true, driver::Part::Updates) => cg.updates(module, b, x, p, s, o),
+                    (false, driver::Part::Signals) => {
+                        b.ins().call(sref, &[x, p, s, o]);
+                    }
+                    (false, driver::Part::Updates) => {
+                        b.ins().call(uref, &[x, p, s, o]);
+                    }
+                };
+            // The driver returns from its own exit blocks.
+            driver::emit(b, &args, &layout, &mut model);
+        },
+    )?;
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(drv_id);
     // SAFETY: `code` is the driver just defined with the signature `dsig`: six pointers, no
@@ -253,6 +230,36 @@ fn build(
         probes,
         names,
     })
+}
+
+/// Declares a function, builds its body from the entry block's parameters (the body emits
+/// its own returns), and defines it in `module`.
+fn define_fn(
+    module: &mut JITModule,
+    ctx: &mut cranelift_codegen::Context,
+    fbc: &mut FunctionBuilderContext,
+    name: &str,
+    linkage: Linkage,
+    sig: &cranelift_codegen::ir::Signature,
+    body: &mut dyn FnMut(&mut JITModule, &mut FunctionBuilder, &[cranelift_codegen::ir::Value]),
+) -> Result<FuncId, Unsupported> {
+    let id = module.declare_function(name, linkage, sig).map_err(err)?;
+    ctx.func.signature = sig.clone();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fbc);
+        let blk = b.create_block();
+        b.append_block_params_for_function_params(blk);
+        b.switch_to_block(blk);
+        b.seal_block(blk);
+        let ps = b.block_params(blk).to_vec();
+        body(module, &mut b, &ps);
+        b.finalize(module.target_config());
+    }
+    module
+        .define_function(id, ctx)
+        .map_err(|e| err(format!("{name}: {e:?}")))?;
+    module.clear_context(ctx);
+    Ok(id)
 }
 
 /// Runs `flat` compiled, with the interpreter's semantics: same header, rows and errors.
