@@ -241,6 +241,8 @@ fn pty_history_is_kept_across_sessions_and_ctrl_d_exits() {
     let mut p = spawn(&h);
     p.send_line("20 + 22").unwrap();
     p.exp_string("42 : Int").unwrap();
+    // Ctrl-D only once the next prompt is up, so it is read as end of input by the editor.
+    p.exp_string("dyn> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
     let saved = std::fs::read_to_string(&h).unwrap();
