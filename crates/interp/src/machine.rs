@@ -5,11 +5,9 @@
 use crate::value::Val;
 use dyn_ir::expr::{Bin, Expr, Num, Reduce, Un};
 use dyn_ir::flat::{Flat, OpKind};
+use dyn_ir::numeric::{Noise, reduce_sum};
 use dyn_ir::system::{Readout, TimeKind, slots};
-use ndarray::{ArrayD, Ix1, Ix2, IxDyn};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand_distr::{Distribution, StandardNormal};
+use ndarray::{ArrayD, IxDyn};
 
 /// A run-time failure inside an evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +27,7 @@ pub struct Machine<'f> {
     pub time: f64,
     /// Noise scale for `randn()` inside `der` (1/sqrt(dt) under Euler–Maruyama).
     pub noise_scale: f64,
-    rng: StdRng,
+    rng: Noise,
 }
 
 /// Where an element is evaluated: group, element, loop values.
@@ -126,6 +124,38 @@ fn unop(op: Un, x: f64) -> f64 {
     }
 }
 
+/// `a @ b` for ranks (2, 1), (2, 2), (1, 1) and (1, 2), each element summed in the
+/// shared reduction order ([`reduce_sum`]).
+fn matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<Val, String> {
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (ad, bd) = (a.as_slice().unwrap_or(&[]), b.as_slice().unwrap_or(&[]));
+    let (sa, sb) = (a.shape(), b.shape());
+    // Rows of the left operand, the shared length, and columns of the right one.
+    let (m, k, n) = match (sa.len(), sb.len()) {
+        (2, 1) | (2, 2) => (sa[0], sa[1], sb.get(1).copied().unwrap_or(1)),
+        (1, 1) | (1, 2) => (1, sa[0], sb.get(1).copied().unwrap_or(1)),
+        _ => return Err("`@` of unsupported ranks".into()),
+    };
+    if sb[0] != k {
+        return Err("`@` of mismatched shapes".into());
+    }
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        for j in 0..n {
+            out.push(reduce_sum(k, |l| ad[i * k + l] * bd[l * n + j]));
+        }
+    }
+    let dims: Vec<usize> = match (sa.len(), sb.len()) {
+        (2, 1) => vec![m],
+        (2, 2) => vec![m, n],
+        (1, 1) => return Ok(Val::S(out[0])),
+        _ => vec![n],
+    };
+    Ok(Val::T(
+        ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| e.to_string())?,
+    ))
+}
+
 impl<'f> Machine<'f> {
     /// A machine with zeroed buffers.
     pub fn new(flat: &'f Flat, seed: u64) -> Self {
@@ -135,12 +165,12 @@ impl<'f> Machine<'f> {
             sig: vec![0.0; flat.n_signal],
             time: 0.0,
             noise_scale: 1.0,
-            rng: StdRng::seed_from_u64(seed),
+            rng: Noise::new(seed),
         }
     }
 
     /// The random generator behind `randn()`, for backends that sample the same sequence.
-    pub fn rng_ptr(&mut self) -> *mut StdRng {
+    pub fn rng_ptr(&mut self) -> *mut Noise {
         &mut self.rng
     }
 
@@ -206,9 +236,13 @@ impl<'f> Machine<'f> {
                 let Val::T(t) = v else {
                     return Ok(Val::S(v.s()));
                 };
+                let xs = t
+                    .as_slice()
+                    .map(<[f64]>::to_vec)
+                    .unwrap_or_else(|| t.iter().copied().collect());
                 Val::S(match r {
-                    Reduce::Sum => t.sum(),
-                    Reduce::Norm => t.iter().map(|x| x * x).sum::<f64>().sqrt(),
+                    Reduce::Sum => reduce_sum(xs.len(), |i| xs[i]),
+                    Reduce::Norm => reduce_sum(xs.len(), |i| xs[i] * xs[i]).sqrt(),
                     Reduce::Len => t.shape().first().copied().unwrap_or(0) as f64,
                 })
             }
@@ -218,7 +252,9 @@ impl<'f> Machine<'f> {
                 else {
                     return Err(EvalError("dot of non-tensors".into()));
                 };
-                Val::S(x.iter().zip(y.iter()).map(|(p, q)| p * q).sum())
+                let (x, y): (Vec<f64>, Vec<f64>) =
+                    (x.iter().copied().collect(), y.iter().copied().collect());
+                Val::S(reduce_sum(x.len().min(y.len()), |i| x[i] * y[i]))
             }
             Expr::Call(fi, xs) => {
                 let vals = xs
@@ -289,10 +325,7 @@ impl<'f> Machine<'f> {
                     .map(|a| self.eval(f, a, state, args))
                     .collect::<E<Vec<_>>>()?,
             ),
-            Expr::Randn => {
-                let z: f64 = StandardNormal.sample(&mut self.rng);
-                Val::S(z * self.noise_scale)
-            }
+            Expr::Randn => Val::S(self.rng.normal() * self.noise_scale),
         })
     }
 
@@ -301,32 +334,7 @@ impl<'f> Machine<'f> {
             let (Val::T(a), Val::T(b)) = (x, y) else {
                 return Err(EvalError("`@` of non-tensors".into()));
             };
-            return Ok(match (a.ndim(), b.ndim()) {
-                (2, 1) => Val::T(
-                    a.into_dimensionality::<Ix2>()
-                        .unwrap()
-                        .dot(&b.into_dimensionality::<Ix1>().unwrap())
-                        .into_dyn(),
-                ),
-                (2, 2) => Val::T(
-                    a.into_dimensionality::<Ix2>()
-                        .unwrap()
-                        .dot(&b.into_dimensionality::<Ix2>().unwrap())
-                        .into_dyn(),
-                ),
-                (1, 1) => Val::S(
-                    a.into_dimensionality::<Ix1>()
-                        .unwrap()
-                        .dot(&b.into_dimensionality::<Ix1>().unwrap()),
-                ),
-                (1, 2) => Val::T(
-                    a.into_dimensionality::<Ix1>()
-                        .unwrap()
-                        .dot(&b.into_dimensionality::<Ix2>().unwrap())
-                        .into_dyn(),
-                ),
-                _ => return Err(EvalError("`@` of unsupported ranks".into())),
-            });
+            return matmul(&a, &b).map_err(EvalError);
         }
         Ok(match (x, y) {
             (Val::S(a), Val::S(b)) => Val::S(binop(op, num, a, b)?),

@@ -650,7 +650,7 @@ pub fn run(
                 .program
                 .systems
                 .iter()
-                .any(|s| s.updates.iter().any(|a| has_randn(&a.value)));
+                .any(|s| s.updates.iter().any(|a| a.value.has_randn()));
             if noisy && spec.method != Method::Euler {
                 return Err(RunError::Setting(
                     "a system with `randn()` in `der` runs with `--method euler` (Euler–Maruyama)"
@@ -745,18 +745,4 @@ pub fn run(
         }
     }
     Ok(steps_done)
-}
-
-fn has_randn(x: &dyn_ir::expr::Expr) -> bool {
-    use dyn_ir::expr::Expr;
-    match x {
-        Expr::Randn => true,
-        Expr::Un(_, a) | Expr::Reduce(_, a) => has_randn(a),
-        Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => has_randn(a) || has_randn(b),
-        Expr::If(a, b, c) => has_randn(a) || has_randn(b) || has_randn(c),
-        Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => xs.iter().any(has_randn),
-        Expr::Index(a, xs) => has_randn(a) || xs.iter().any(has_randn),
-        Expr::BoxOut { index: Some(i), .. } => has_randn(i),
-        _ => false,
-    }
 }

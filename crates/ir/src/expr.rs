@@ -167,4 +167,20 @@ impl Expr {
     pub fn c(x: f64) -> Expr {
         Expr::Const(x)
     }
+
+    /// Does the expression sample noise (`randn()`)?
+    pub fn has_randn(&self) -> bool {
+        match self {
+            Expr::Randn => true,
+            Expr::Un(_, a) | Expr::Reduce(_, a) => a.has_randn(),
+            Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => a.has_randn() || b.has_randn(),
+            Expr::If(a, b, c) => a.has_randn() || b.has_randn() || c.has_randn(),
+            Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => {
+                xs.iter().any(Expr::has_randn)
+            }
+            Expr::Index(a, xs) => a.has_randn() || xs.iter().any(Expr::has_randn),
+            Expr::BoxOut { index: Some(i), .. } => i.has_randn(),
+            _ => false,
+        }
+    }
 }

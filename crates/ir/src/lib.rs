@@ -5,6 +5,7 @@
 pub mod expr;
 pub mod flat;
 pub mod lower;
+pub mod numeric;
 pub mod print;
 pub mod system;
 

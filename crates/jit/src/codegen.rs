@@ -12,8 +12,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
-use cranelift_jit::JITModule;
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{DataDescription, FuncId, Linkage, Module};
 use dyn_ir::expr::{Bin, Expr, Num, Un};
 use dyn_ir::flat::{Flat, OpKind, eval_index};
 use dyn_ir::system::Readout;
@@ -34,6 +33,7 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     fn ok(x: &Expr) -> Result<(), Unsupported> {
         match x {
             Expr::Randn => Ok(()),
+            Expr::Time => Err("the current time".into()),
             Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => {
                 Err("tensors".into())
             }
@@ -42,7 +42,7 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             Expr::Un(_, a) => ok(a),
             Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
             // Both branches are computed and one selected: a `randn()` there would draw twice.
-            Expr::If(_, b, c) if has_randn(b) || has_randn(c) => {
+            Expr::If(_, b, c) if b.has_randn() || c.has_randn() => {
                 Err("`randn()` inside `if`".into())
             }
             Expr::If(a, b, c) => ok(a).and(ok(b)).and(ok(c)),
@@ -104,20 +104,6 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// Does the expression sample noise?
-pub fn has_randn(x: &Expr) -> bool {
-    match x {
-        Expr::Randn => true,
-        Expr::Un(_, a) | Expr::Reduce(_, a) => has_randn(a),
-        Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => has_randn(a) || has_randn(b),
-        Expr::If(a, b, c) => has_randn(a) || has_randn(b) || has_randn(c),
-        Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => xs.iter().any(has_randn),
-        Expr::Index(a, xs) => has_randn(a) || xs.iter().any(has_randn),
-        Expr::BoxOut { index: Some(i), .. } => has_randn(i),
-        _ => false,
-    }
-}
-
 /// Pointers and loop values of the element being computed.
 #[derive(Clone)]
 struct Frame {
@@ -132,10 +118,6 @@ pub struct Gen<'a> {
     /// The program.
     pub flat: &'a Flat,
     shims: HashMap<&'static str, FuncId>,
-    /// Item tables (element, loop values…, target) kept alive for the compiled code.
-    pub tables: Vec<Vec<i64>>,
-    /// Address of the noise cell (generator address, scale) read by `randn()`.
-    pub noise_cell: i64,
     randn: FuncId,
 }
 
@@ -144,12 +126,13 @@ struct Ctx {
     x: Value,
     p: Value,
     s: Value,
+    io: Value,
     refs: HashMap<&'static str, FuncRef>,
 }
 
 impl<'a> Gen<'a> {
     /// Declares the math shims in `module`.
-    pub fn new(flat: &'a Flat, module: &mut JITModule) -> Result<Self, String> {
+    pub fn new<M: Module>(flat: &'a Flat, module: &mut M) -> Result<Self, String> {
         let mut shims = HashMap::new();
         for (name, arity, _) in SHIMS {
             let mut sig = module.make_signature();
@@ -168,18 +151,12 @@ impl<'a> Gen<'a> {
         let randn = module
             .declare_function("dyn_randn", Linkage::Import, &sig)
             .map_err(|e| e.to_string())?;
-        Ok(Gen {
-            flat,
-            shims,
-            tables: vec![],
-            noise_cell: 0,
-            randn,
-        })
+        Ok(Gen { flat, shims, randn })
     }
 
-    fn refs(
+    fn refs<M: Module>(
         &self,
-        module: &mut JITModule,
+        module: &mut M,
         b: &mut FunctionBuilder,
     ) -> HashMap<&'static str, FuncRef> {
         let mut m: HashMap<&'static str, FuncRef> = self
@@ -192,16 +169,21 @@ impl<'a> Gen<'a> {
     }
 
     /// A math shim by name, declared in the function being built.
-    pub fn shim_ref(&self, module: &mut JITModule, b: &mut FunctionBuilder, name: &str) -> FuncRef {
+    pub fn shim_ref<M: Module>(
+        &self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        name: &str,
+    ) -> FuncRef {
         module.declare_func_in_func(self.shims[name], b.func)
     }
 
-    /// Signature `(x, p, s, out) -> ()` of the signal and update functions.
-    pub fn buffers_sig(module: &JITModule) -> Signature {
+    /// Signature `(x, p, s, out, io) -> ()` of the signal and update functions.
+    pub fn buffers_sig<M: Module>(module: &M) -> Signature {
         let ptr = module.target_config().pointer_type();
         let mut sig = Signature::new(CallConv::SystemV);
         sig.call_conv = module.isa().default_call_conv();
-        for _ in 0..4 {
+        for _ in 0..5 {
             sig.params.push(AbiParam::new(ptr));
         }
         sig
@@ -536,7 +518,7 @@ impl<'a> Gen<'a> {
                 self.expr(b, c, &inner, &flat.program.fns[*fi as usize].body)
             }
             Expr::Randn => {
-                let cell = b.ins().iconst(I64, self.noise_cell);
+                let cell = b.ins().iadd_imm_s(c.io, crate::driver::io::RNG as i64);
                 Self::call(b, c, "dyn_randn", &[cell])
             }
             Expr::Array(_)
@@ -551,8 +533,9 @@ impl<'a> Gen<'a> {
 
     /// Emits `for each item of the op: body(frame)`: a counted loop over a contiguous range of
     /// elements, or a loop over a table of (element, loop values…, target) rows.
-    fn for_items(
+    fn for_items<M: Module>(
         &mut self,
+        module: &mut M,
         b: &mut FunctionBuilder,
         c: &Ctx,
         g: u32,
@@ -573,15 +556,25 @@ impl<'a> Gen<'a> {
                 None,
             )
         } else {
-            let mut t = Vec::with_capacity(items.len() * (depth + 2));
+            // The table is a read-only data object of the module (no absolute address is
+            // baked into the code, so the same code can be written to an object file).
+            let mut t = Vec::with_capacity(items.len() * (depth + 2) * 8);
             for it in items {
-                t.push(it.elem as i64);
-                t.extend(&it.loops);
-                t.push(it.target as i64);
+                t.extend((it.elem as i64).to_le_bytes());
+                for l in &it.loops {
+                    t.extend(l.to_le_bytes());
+                }
+                t.extend((it.target as i64).to_le_bytes());
             }
-            self.tables.push(t);
-            let ptr = self.tables.last().expect("pushed").as_ptr() as i64;
-            (0, items.len() as i64, Some(ptr))
+            let id = module
+                .declare_anonymous_data(false, false)
+                .expect("anonymous data declares");
+            let mut desc = DataDescription::new();
+            desc.define(t.into_boxed_slice());
+            desc.set_align(8);
+            module.define_data(id, &desc).expect("fresh data defines");
+            let gv = module.declare_data_in_func(id, b.func);
+            (0, items.len() as i64, Some(gv))
         };
         if table.is_none() && hi - lo <= 4 {
             // A few elements: straight-line code with the element as a constant.
@@ -624,9 +617,9 @@ impl<'a> Gen<'a> {
                 },
                 iv,
             ),
-            Some(ptr) => {
+            Some(gv) => {
                 let row = b.ins().imul_imm_s(iv, ((depth + 2) * 8) as i64);
-                let base = b.ins().iconst(I64, ptr);
+                let base = b.ins().symbol_value(I64, gv);
                 let addr = b.ins().iadd(base, row);
                 let e = b.ins().load(I64, mem(), addr, 0);
                 let loops: Vec<Value> = (0..depth)
@@ -655,19 +648,18 @@ impl<'a> Gen<'a> {
         b.seal_block(exit);
     }
 
-    /// Body of `signals(x, p, s, _)`: every op of the schedule, in order.
-    pub fn signals(
+    /// Body of `signals(x, p, s, _, io)`: every op of the schedule, in order.
+    pub fn signals<M: Module>(
         &mut self,
-        module: &mut JITModule,
+        module: &mut M,
         b: &mut FunctionBuilder,
-        x: Value,
-        p: Value,
-        s: Value,
+        [x, p, s, io]: [Value; 4],
     ) {
         let c = Ctx {
             x,
             p,
             s,
+            io,
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -677,7 +669,7 @@ impl<'a> Gen<'a> {
                     let grp = &flat.groups[g as usize];
                     let xexpr = &flat.program.systems[grp.system as usize].lets[l as usize].1;
                     let off = grp.let_off[l as usize];
-                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                    self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
                         let v = cg.expr(b, c, f, xexpr);
                         let grp = &cg.flat.groups[g as usize];
                         let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
@@ -692,7 +684,7 @@ impl<'a> Gen<'a> {
                     };
                     let xexpr = &xs[port as usize];
                     let off = grp.out_off[port as usize];
-                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                    self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
                         let v = cg.expr(b, c, f, xexpr);
                         let grp = &cg.flat.groups[g as usize];
                         let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
@@ -707,7 +699,7 @@ impl<'a> Gen<'a> {
                         continue;
                     };
                     let n_out = grp.out_off.len();
-                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, _| {
+                    self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
                         let grp = &cg.flat.groups[g as usize];
                         let (idx, vals) = cg.mode_val(b, c, f, xexpr, ports, n_out);
                         let ms = Self::slot(
@@ -749,7 +741,7 @@ impl<'a> Gen<'a> {
                         child.in_off[wire.port as usize],
                     );
                     let depth = op.items.first().map(|i| i.loops.len()).unwrap_or(0);
-                    self.for_items(b, &c, g, op, &mut |cg, b, c, f, target| {
+                    self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, target| {
                         let v = cg.expr(b, c, f, &wire.value);
                         let ce = if depth == 0
                             && op
@@ -773,19 +765,17 @@ impl<'a> Gen<'a> {
 
     /// Body of the update function: derivatives (`der`, zero elsewhere) or next values
     /// (`next`) of every element, into `out`.
-    pub fn updates(
+    pub fn updates<M: Module>(
         &mut self,
-        module: &mut JITModule,
+        module: &mut M,
         b: &mut FunctionBuilder,
-        x: Value,
-        p: Value,
-        s: Value,
-        out: Value,
+        [x, p, s, out, io]: [Value; 5],
     ) {
         let c = Ctx {
             x,
             p,
             s,
+            io,
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -805,7 +795,7 @@ impl<'a> Gen<'a> {
                     })
                     .collect(),
             };
-            self.for_items(b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+            self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for a in &sys.updates {
                     let v = cg.expr(b, c, f, &a.value);
@@ -870,25 +860,21 @@ impl<'a> Gen<'a> {
         }
     }
 
-    /// Body of `events(before, p, s, x, flags)`: for every element and event, in the
+    /// Body of `events(before, p, s, x, flags, io)`: for every element and event, in the
     /// interpreter's order, the condition on the state `before`; an event fires when its
     /// condition became true since the last call (`flags` holds the last values); a firing
     /// event's jumps are computed from `before` and written into `x`.
-    #[allow(clippy::too_many_arguments)] // five buffer pointers, as the generated signature has
-    pub fn events(
+    pub fn events<M: Module>(
         &mut self,
-        module: &mut JITModule,
+        module: &mut M,
         b: &mut FunctionBuilder,
-        before: Value,
-        p: Value,
-        s: Value,
-        x: Value,
-        flags: Value,
+        [before, p, s, x, flags, io]: [Value; 6],
     ) {
         let c = Ctx {
             x: before,
             p,
             s,
+            io,
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -910,7 +896,7 @@ impl<'a> Gen<'a> {
                     .collect(),
             };
             let group_base = base;
-            self.for_items(b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+            self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for (k, ev) in sys.events.iter().enumerate() {
                     let cond = cg.expr(b, c, f, &ev.cond);

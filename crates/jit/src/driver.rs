@@ -39,6 +39,15 @@ pub mod io {
     pub const ATOL: i32 = 72;
     /// In and out: rk45's step size, carried from one call to the next.
     pub const H: i32 = 80;
+    /// In: the address of `randn()`'s generator state ([`dyn_ir::numeric::Noise`]); the
+    /// noise scale follows it (`RNG` and `SCALE` are the cell `dyn_randn` reads).
+    pub const RNG: i32 = 88;
+    /// In: the scale of `randn()` samples (1/sqrt(dt) under Euler–Maruyama).
+    pub const SCALE: i32 = 96;
+    /// In: the address of the input stream's table (rows of root-input values).
+    pub const STREAM: i32 = 104;
+    /// Words in the io buffer.
+    pub const WORDS: usize = 14;
 }
 
 /// What the driver needs to know at code generation.
@@ -53,18 +62,17 @@ pub struct Layout {
     pub discrete: bool,
     /// The model has `when` events.
     pub events: bool,
-    /// Input stream: the address of its cell (table address, columns) and the signal slot
-    /// of each root input it feeds, in table column order.
-    pub stream: Option<(i64, Vec<usize>)>,
+    /// Input stream: the signal slot of each root input it feeds, in table column order
+    /// (the table's address is the io word `STREAM`).
+    pub stream: Option<Vec<usize>>,
 }
 
 /// Writes row `tick` (an i64 value) of the input stream into the root's input slots.
-fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, tick: Value) {
-    let Some((cell, slots)) = &l.stream else {
+fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, io_ptr: Value, tick: Value) {
+    let Some(slots) = &l.stream else {
         return;
     };
-    let cellv = b.ins().iconst(I64, *cell);
-    let table = b.ins().load(I64, mem(), cellv, 0);
+    let table = b.ins().load(I64, mem(), io_ptr, io::STREAM);
     let row = b.ins().imul_imm_s(tick, (slots.len() * 8) as i64);
     let base = b.ins().iadd(table, row);
     for (j, slot) in slots.iter().enumerate() {
@@ -289,7 +297,7 @@ pub fn emit(
         // Step k reads input row k - 1.
         let rv = b.use_var(r);
         let tick = b.ins().iadd_imm_s(rv, -1);
-        set_tick(b, l, a.s, tick);
+        set_tick(b, l, a.s, a.io, tick);
         let x = b.use_var(xv);
         model(b, Part::Signals, x, a.work);
         let o = b.use_var(ov);
@@ -331,7 +339,7 @@ pub fn emit(
             b.switch_to_block(set);
             b.seal_block(set);
             let rv = b.use_var(r);
-            set_tick(b, l, a.s, rv);
+            set_tick(b, l, a.s, a.io, rv);
             b.ins().jump(go, &[]);
             b.switch_to_block(go);
             b.seal_block(go);
@@ -378,7 +386,7 @@ pub fn emit(
             let zero = b.ins().f64const(0.0);
             let fl = b.ins().fmax(fl, zero);
             let tick = b.ins().fcvt_to_uint_sat(I64, fl);
-            set_tick(b, l, a.s, tick);
+            set_tick(b, l, a.s, a.io, tick);
         }
         if l.method == Method::Rk45 {
             // One Dormand–Prince 5(4) attempt, as the interpreter computes it.

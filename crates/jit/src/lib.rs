@@ -37,15 +37,12 @@ pub struct Timings {
 
 type Driver = unsafe extern "C" fn(*mut f64, *const f64, *mut f64, *mut f64, *mut f64, *mut f64);
 
-/// A compiled program: the module owning the code, the driver, and the item tables.
+/// A compiled program: the module owning the code (and its data: the item tables) and the
+/// driver. The code holds no address of its own: the generator and the input table are
+/// found through the io buffer of each call.
 pub struct Compiled {
     _module: JITModule,
     driver: Driver,
-    _tables: Vec<Vec<i64>>,
-    /// The generator address and noise scale read by `randn()` (filled before each run).
-    noise: Box<[u64; 2]>,
-    /// The address of the input table read by the generated code (filled before each run).
-    stream: Box<[u64; 1]>,
     probes: Vec<Probe>,
     names: Vec<String>,
 }
@@ -71,7 +68,7 @@ fn noisy(flat: &Flat) -> bool {
     flat.program
         .systems
         .iter()
-        .any(|s| s.updates.iter().any(|a| codegen::has_randn(&a.value)))
+        .any(|s| s.updates.iter().any(|a| a.value.has_randn()))
 }
 
 /// The signal slot of every scalar root input, in order (tensor inputs expand).
@@ -122,22 +119,19 @@ fn build(
     jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
     let mut module = JITModule::new(jb);
     let mut cg = Gen::new(flat, &mut module)?;
-    let noise = Box::new([0u64; 2]);
-    let stream = Box::new([0u64; 1]);
-    cg.noise_cell = noise.as_ptr() as i64;
-    let sig4 = Gen::buffers_sig(&module);
+    let sig5 = Gen::buffers_sig(&module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
-    // signals(x, p, s, _) and updates(x, p, s, out)
+    // signals(x, p, s, _, io) and updates(x, p, s, out, io)
     let sig_id = define_fn(
         &mut module,
         &mut ctx,
         &mut fbc,
         "signals",
         Linkage::Local,
-        &sig4,
+        &sig5,
         &mut |module, b, ps| {
-            cg.signals(module, b, ps[0], ps[1], ps[2]);
+            cg.signals(module, b, [ps[0], ps[1], ps[2], ps[4]]);
             b.ins().return_(&[]);
         },
     )?;
@@ -147,15 +141,14 @@ fn build(
         &mut fbc,
         "updates",
         Linkage::Local,
-        &sig4,
+        &sig5,
         &mut |module, b, ps| {
-            cg.updates(module, b, ps[0], ps[1], ps[2], ps[3]);
+            cg.updates(module, b, [ps[0], ps[1], ps[2], ps[3], ps[4]]);
             b.ins().return_(&[]);
         },
     )?;
     // driver(x, p, s, work, rec, io)
-    let mut dsig = sig4.clone();
-    dsig.params.push(dsig.params[0]);
+    let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
     let drv_id = define_fn(
         &mut module,
@@ -182,17 +175,14 @@ fn build(
                 method: spec.method,
                 discrete: flat.time != TimeKind::Continuous,
                 events: n_events(flat) > 0,
-                stream: spec
-                    .stream
-                    .as_ref()
-                    .map(|_| (stream.as_ptr() as i64, root_input_slots(flat))),
+                stream: spec.stream.as_ref().map(|_| root_input_slots(flat)),
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
             let work_items: usize =
                 flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
             let inline = work_items <= 64;
             let (p, s) = (ps[1], ps[2]);
-            let work = ps[3];
+            let (work, io) = (ps[3], ps[5]);
             let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
             let mut model =
                 |b: &mut FunctionBuilder,
@@ -201,15 +191,15 @@ fn build(
                  o: cranelift_codegen::ir::Value| match (inline, part) {
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
-                        cg.events(module, b, x, p, s, o, flags);
+                        cg.events(module, b, [x, p, s, o, flags, io]);
                     }
-                    (true, driver::Part::Signals) => cg.signals(module, b, x, p, s),
-                    (true, driver::Part::Updates) => cg.updates(module, b, x, p, s, o),
+                    (true, driver::Part::Signals) => cg.signals(module, b, [x, p, s, io]),
+                    (true, driver::Part::Updates) => cg.updates(module, b, [x, p, s, o, io]),
                     (false, driver::Part::Signals) => {
-                        b.ins().call(sref, &[x, p, s, o]);
+                        b.ins().call(sref, &[x, p, s, o, io]);
                     }
                     (false, driver::Part::Updates) => {
-                        b.ins().call(uref, &[x, p, s, o]);
+                        b.ins().call(uref, &[x, p, s, o, io]);
                     }
                 };
             // The driver returns from its own exit blocks.
@@ -224,9 +214,6 @@ fn build(
     Ok(Compiled {
         _module: module,
         driver,
-        _tables: std::mem::take(&mut cg.tables),
-        noise,
-        stream,
         probes,
         names,
     })
@@ -284,9 +271,10 @@ pub fn run(
     } else {
         1.0
     };
-    let mut compiled = compiled;
-    compiled.noise[0] = sim.m.rng_ptr() as u64;
-    compiled.noise[1] = scale.to_bits();
+    let mut io = [0.0f64; driver::io::WORDS];
+    let word = |at: i32| at as usize / 8;
+    io[word(driver::io::RNG)] = f64::from_bits(sim.m.rng_ptr() as u64);
+    io[word(driver::io::SCALE)] = scale;
     // The input table in root-input order; the interpreter's checks (columns, length) ran
     // in `Sim::new` and are repeated here for the run's length.
     let table: Vec<f64> = match &spec.stream {
@@ -299,7 +287,7 @@ pub fn run(
         }
         None => vec![],
     };
-    compiled.stream[0] = table.as_ptr() as u64;
+    io[word(driver::io::STREAM)] = f64::from_bits(table.as_ptr() as u64);
     let n = flat.n_state;
     let np = compiled.probes.len();
     let (count, every, dt) = if flat.time == TimeKind::Continuous {
@@ -344,7 +332,6 @@ pub fn run(
     for (k, f) in sim.event_flags().iter().enumerate() {
         work[WORK_BUFFERS * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
     }
-    let mut io = [0.0f64; 11];
     io[10] = spec.dt;
     io[8] = spec.rtol;
     io[9] = spec.atol;

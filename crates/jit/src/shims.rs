@@ -23,20 +23,18 @@ pub const SHIMS: &[(&str, usize, *const u8)] = &[
     ("dyn_ipow", 2, dyn_ipow as *const u8),
 ];
 
-/// `randn()`: a standard normal sample times the noise scale, from the interpreter's own
-/// generator. `cell` holds the generator's address and the scale's bits.
+/// `randn()`: a standard normal sample times the noise scale, from the run's generator
+/// (the interpreter's). `cell` holds the generator's address and the scale's bits.
 pub extern "C" fn dyn_randn(cell: *const u64) -> f64 {
-    use rand_distr::Distribution;
-    // SAFETY: `cell` is the `Compiled::noise` cell, filled by `run` with a live `StdRng` of
-    // the `Sim` being run (which outlives the call) and the scale.
+    // SAFETY: `cell` points at the io words RNG and SCALE, filled by `run` with the address
+    // of the live generator of the `Sim` being run (which outlives the call) and the scale.
     let (rng, scale) = unsafe {
         (
-            &mut *(*cell as *mut rand::rngs::StdRng),
+            &mut *(*cell as *mut dyn_ir::numeric::Noise),
             f64::from_bits(*cell.add(1)),
         )
     };
-    let z: f64 = rand_distr::StandardNormal.sample(rng);
-    z * scale
+    rng.normal() * scale
 }
 
 extern "C" fn dyn_exp(x: f64) -> f64 {
