@@ -7,8 +7,8 @@
 //! the interpreter.
 
 mod codegen;
-mod driver;
-mod shims;
+pub mod driver;
+pub mod shims;
 
 use codegen::Gen;
 use cranelift_codegen::ir::InstBuilder;
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 pub use codegen::{Unsupported, supported};
 
 /// State-sized scratch buffers of the driver: k1…k7, the stage input, the other state.
-const WORK_BUFFERS: usize = 10;
+pub const WORK_BUFFERS: usize = 10;
 
 /// How long compilation took.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,7 +64,7 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
 }
 
 /// Does a `der`/`next` of some system sample noise? (The interpreter's rule for scaling.)
-fn noisy(flat: &Flat) -> bool {
+pub fn noisy(flat: &Flat) -> bool {
     flat.program
         .systems
         .iter()
@@ -72,7 +72,7 @@ fn noisy(flat: &Flat) -> bool {
 }
 
 /// The signal slot of every scalar root input, in order (tensor inputs expand).
-fn root_input_slots(flat: &Flat) -> Vec<usize> {
+pub fn root_input_slots(flat: &Flat) -> Vec<usize> {
     let g = &flat.groups[0];
     let sys = &flat.program.systems[g.system as usize];
     let mut v = Vec::new();
@@ -84,7 +84,7 @@ fn root_input_slots(flat: &Flat) -> Vec<usize> {
 }
 
 /// Number of (element, event) pairs: the length of the event flags.
-fn n_events(flat: &Flat) -> usize {
+pub fn n_events(flat: &Flat) -> usize {
     flat.groups
         .iter()
         .map(|g| g.count as usize * flat.program.systems[g.system as usize].events.len())
@@ -100,31 +100,23 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
     Ok(build(flat, spec, names, probes))
 }
 
-fn build(
+/// Emits the whole program into `module`: the signal and update functions and the driver,
+/// exported as `driver_name` with the signature `(x, p, s, work, rec, io)` (six pointers).
+/// The JIT and the ahead-of-time compiler share it, so both run the same code.
+pub fn emit_program<M: Module>(
+    module: &mut M,
     flat: &Flat,
     spec: &RunSpec,
-    names: Vec<String>,
-    probes: Vec<Probe>,
-) -> Result<Compiled, Unsupported> {
-    let mut fb = settings::builder();
-    fb.set("opt_level", "speed").map_err(err)?;
-    let isa = cranelift_native::builder()
-        .map_err(err)?
-        .finish(settings::Flags::new(fb))
-        .map_err(err)?;
-    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-    for (name, _, ptr) in shims::SHIMS {
-        jb.symbol(*name, *ptr);
-    }
-    jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
-    let mut module = JITModule::new(jb);
-    let mut cg = Gen::new(flat, &mut module)?;
-    let sig5 = Gen::buffers_sig(&module);
+    probes: &[Probe],
+    driver_name: &str,
+) -> Result<FuncId, Unsupported> {
+    let mut cg = Gen::new(flat, module)?;
+    let sig5 = Gen::buffers_sig(module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
     // signals(x, p, s, _, io) and updates(x, p, s, out, io)
     let sig_id = define_fn(
-        &mut module,
+        module,
         &mut ctx,
         &mut fbc,
         "signals",
@@ -136,7 +128,7 @@ fn build(
         },
     )?;
     let upd_id = define_fn(
-        &mut module,
+        module,
         &mut ctx,
         &mut fbc,
         "updates",
@@ -151,10 +143,10 @@ fn build(
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
     let drv_id = define_fn(
-        &mut module,
+        module,
         &mut ctx,
         &mut fbc,
-        "driver",
+        driver_name,
         Linkage::Export,
         &dsig,
         &mut |module, b, ps| {
@@ -171,7 +163,7 @@ fn build(
             };
             let layout = driver::Layout {
                 n: flat.n_state,
-                probes: probes.clone(),
+                probes: probes.to_vec(),
                 method: spec.method,
                 discrete: flat.time != TimeKind::Continuous,
                 events: n_events(flat) > 0,
@@ -206,6 +198,28 @@ fn build(
             driver::emit(b, &args, &layout, &mut model);
         },
     )?;
+    Ok(drv_id)
+}
+
+fn build(
+    flat: &Flat,
+    spec: &RunSpec,
+    names: Vec<String>,
+    probes: Vec<Probe>,
+) -> Result<Compiled, Unsupported> {
+    let mut fb = settings::builder();
+    fb.set("opt_level", "speed").map_err(err)?;
+    let isa = cranelift_native::builder()
+        .map_err(err)?
+        .finish(settings::Flags::new(fb))
+        .map_err(err)?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, _, ptr) in shims::SHIMS {
+        jb.symbol(*name, *ptr);
+    }
+    jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
+    let mut module = JITModule::new(jb);
+    let drv_id = emit_program(&mut module, flat, spec, &probes, "driver")?;
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(drv_id);
     // SAFETY: `code` is the driver just defined with the signature `dsig`: six pointers, no
@@ -221,14 +235,14 @@ fn build(
 
 /// Declares a function, builds its body from the entry block's parameters (the body emits
 /// its own returns), and defines it in `module`.
-fn define_fn(
-    module: &mut JITModule,
+fn define_fn<M: Module>(
+    module: &mut M,
     ctx: &mut cranelift_codegen::Context,
     fbc: &mut FunctionBuilderContext,
     name: &str,
     linkage: Linkage,
     sig: &cranelift_codegen::ir::Signature,
-    body: &mut dyn FnMut(&mut JITModule, &mut FunctionBuilder, &[cranelift_codegen::ir::Value]),
+    body: &mut dyn FnMut(&mut M, &mut FunctionBuilder, &[cranelift_codegen::ir::Value]),
 ) -> Result<FuncId, Unsupported> {
     let id = module.declare_function(name, linkage, sig).map_err(err)?;
     ctx.func.signature = sig.clone();
