@@ -25,7 +25,11 @@ pub const SHIMS: &[(&str, usize, *const u8)] = &[
 
 /// `randn()`: a standard normal sample times the noise scale, from the run's generator
 /// (the interpreter's). `cell` holds the generator's address and the scale's bits.
-pub extern "C" fn dyn_randn(cell: *const u64) -> f64 {
+///
+/// # Safety
+/// `cell` must point at two words: the address of a live [`dyn_ir::numeric::Noise`] that
+/// nothing else uses during the call, and the bits of the scale.
+pub unsafe extern "C" fn dyn_randn(cell: *const u64) -> f64 {
     // SAFETY: `cell` points at the io words RNG and SCALE, filled by `run` with the address
     // of the live generator of the `Sim` being run (which outlives the call) and the scale.
     let (rng, scale) = unsafe {
