@@ -16,12 +16,14 @@ use cranelift_module::{DataDescription, FuncId, Linkage, Module};
 use dyn_ir::expr::{Bin, Expr, Num, Un};
 use dyn_ir::flat::{Flat, OpKind, eval_index};
 use dyn_ir::system::Readout;
+use dyn_ir::system::Shape;
+use std::cell::Cell;
 use std::collections::HashMap;
 
 const F64: types::Type = types::F64;
 const I64: types::Type = types::I64;
 
-fn mem() -> MemFlagsData {
+pub(crate) fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
@@ -34,10 +36,13 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
         match x {
             Expr::Randn => Ok(()),
             Expr::Time => Err("the current time".into()),
-            Expr::Array(_) | Expr::Index(..) | Expr::Reduce(..) | Expr::Dot(..) => {
-                Err("tensors".into())
+            Expr::Index(_, is) if !is.iter().all(crate::tensor::static_index) => {
+                Err("an index computed from the model's values".into())
             }
-            Expr::Bin(Bin::MatMul, ..) => Err("matrix products".into()),
+            Expr::Index(a, is) => ok(a).and(is.iter().try_for_each(ok)),
+            Expr::Array(xs) => xs.iter().try_for_each(ok),
+            Expr::Reduce(_, a) => ok(a),
+            Expr::Dot(a, b) => ok(a).and(ok(b)),
             Expr::Mode(..) => Err("mode values".into()),
             Expr::Un(_, a) => ok(a),
             Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
@@ -60,9 +65,11 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             .chain(&s.inputs)
             .chain(&s.outputs)
             .chain(s.lets.iter().map(|l| &l.0));
-        for sl in slots {
-            if !sl.shape.is_empty() {
-                return Err(format!("the tensor `{}`", sl.name));
+        if matches!(s.readout, Readout::Mode(..)) {
+            for sl in slots {
+                if !sl.shape.is_empty() {
+                    return Err(format!("the tensor `{}` in a mode-dependent system", sl.name));
+                }
             }
         }
         for ev in &s.events {
@@ -104,13 +111,40 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
     Ok(())
 }
 
+/// A value in generated code: a scalar, or the address of a tensor's elements.
+#[derive(Clone, Copy)]
+pub(crate) enum V {
+    /// A scalar.
+    S(Value),
+    /// A tensor: the address of its first element (row-major, contiguous).
+    T(Value),
+}
+
 /// Pointers and loop values of the element being computed.
 #[derive(Clone)]
-struct Frame {
-    g: u32,
-    e: Value,
-    loops: Vec<Value>,
-    args: Vec<Value>,
+pub(crate) struct Frame {
+    /// The group.
+    pub g: u32,
+    /// The element (i64).
+    pub e: Value,
+    /// Loop variable values (i64).
+    pub loops: Vec<Value>,
+    /// Arguments of the fn being inlined.
+    pub args: Vec<V>,
+    /// Their shapes.
+    pub arg_shapes: Vec<Shape>,
+}
+
+impl Frame {
+    fn new(g: u32, e: Value, loops: Vec<Value>) -> Frame {
+        Frame {
+            g,
+            e,
+            loops,
+            args: vec![],
+            arg_shapes: vec![],
+        }
+    }
 }
 
 /// Builds the functions of one program inside a JIT module.
@@ -119,14 +153,19 @@ pub struct Gen<'a> {
     pub flat: &'a Flat,
     shims: HashMap<&'static str, FuncId>,
     randn: FuncId,
+    /// Scratch slots used so far by tensor temporaries (the io word `SCRATCH` must point at
+    /// at least this many).
+    pub scratch: Cell<usize>,
 }
 
 /// Function refs and buffer pointers inside one function being built.
-struct Ctx {
-    x: Value,
-    p: Value,
-    s: Value,
-    io: Value,
+pub(crate) struct Ctx {
+    pub x: Value,
+    pub p: Value,
+    pub s: Value,
+    pub io: Value,
+    /// Scratch memory for tensor temporaries.
+    pub scratch: Value,
     refs: HashMap<&'static str, FuncRef>,
 }
 
@@ -151,7 +190,12 @@ impl<'a> Gen<'a> {
         let randn = module
             .declare_function("dyn_randn", Linkage::Import, &sig)
             .map_err(|e| e.to_string())?;
-        Ok(Gen { flat, shims, randn })
+        Ok(Gen {
+            flat,
+            shims,
+            randn,
+            scratch: Cell::new(0),
+        })
     }
 
     fn refs<M: Module>(
@@ -202,7 +246,7 @@ impl<'a> Gen<'a> {
     }
 
     /// `base + e * stride + off` as an i64 value.
-    fn slot(b: &mut FunctionBuilder, base: usize, e: Value, stride: usize, off: usize) -> Value {
+    pub(crate) fn slot(b: &mut FunctionBuilder, base: usize, e: Value, stride: usize, off: usize) -> Value {
         let m = b.ins().imul_imm_s(e, stride as i64);
         b.ins().iadd_imm_s(m, (base + off) as i64)
     }
@@ -220,7 +264,7 @@ impl<'a> Gen<'a> {
 
     /// An integer-valued expression computed as i64 where it can be (loop variables and
     /// constant arithmetic in indices), else through f64.
-    fn iexpr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+    pub(crate) fn iexpr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
         match x {
             Expr::Const(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
                 b.ins().iconst(I64, *v as i64)
@@ -318,14 +362,179 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn expr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+    /// A unary operation on a scalar value.
+    pub(crate) fn un_val(&self, b: &mut FunctionBuilder, c: &Ctx, op: Un, v: Value) -> Value {
+        match op {
+            Un::Neg => b.ins().fneg(v),
+            Un::Not => {
+                let zero = b.ins().f64const(0.0);
+                let z = b.ins().fcmp(FloatCC::Equal, v, zero);
+                Self::bool_f(b, z)
+            }
+            Un::ToReal => v,
+            Un::ToInt => b.ins().trunc(v),
+            Un::Sqrt => b.ins().sqrt(v),
+            Un::Abs => b.ins().fabs(v),
+            Un::Floor => b.ins().floor(v),
+            Un::Ceil => b.ins().ceil(v),
+            Un::Relu => {
+                let zero = b.ins().f64const(0.0);
+                Self::call(b, c, "dyn_max", &[v, zero])
+            }
+            Un::Sigmoid => {
+                let n = b.ins().fneg(v);
+                let e = Self::call(b, c, "dyn_exp", &[n]);
+                let one = b.ins().f64const(1.0);
+                let d = b.ins().fadd(one, e);
+                b.ins().fdiv(one, d)
+            }
+            Un::Exp => Self::call(b, c, "dyn_exp", &[v]),
+            Un::Log => Self::call(b, c, "dyn_log", &[v]),
+            Un::Sin => Self::call(b, c, "dyn_sin", &[v]),
+            Un::Cos => Self::call(b, c, "dyn_cos", &[v]),
+            Un::Tan => Self::call(b, c, "dyn_tan", &[v]),
+            Un::Tanh => Self::call(b, c, "dyn_tanh", &[v]),
+            Un::Sinh => Self::call(b, c, "dyn_sinh", &[v]),
+            Un::Cosh => Self::call(b, c, "dyn_cosh", &[v]),
+            Un::Atan => Self::call(b, c, "dyn_atan", &[v]),
+            Un::Round => Self::call(b, c, "dyn_round", &[v]),
+        }
+    }
+
+    /// A binary operation on scalar values (`r` is the right operand's expression: a
+    /// constant divisor is inlined).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn bin_val(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        op: Bin,
+        num: Num,
+        a: Value,
+        y: Value,
+        r: &Expr,
+    ) -> Value {
+        let cmp = |b: &mut FunctionBuilder, cc: FloatCC| {
+            let t = b.ins().fcmp(cc, a, y);
+            Self::bool_f(b, t)
+        };
+        match (op, num) {
+            (Bin::Add, Num::Int) | (Bin::Sub, Num::Int) | (Bin::Mul, Num::Int) => {
+                let (ia, iy) = (
+                    b.ins().fcvt_to_sint_sat(I64, a),
+                    b.ins().fcvt_to_sint_sat(I64, y),
+                );
+                let v = match op {
+                    Bin::Add => b.ins().iadd(ia, iy),
+                    Bin::Sub => b.ins().isub(ia, iy),
+                    _ => b.ins().imul(ia, iy),
+                };
+                b.ins().fcvt_from_sint(F64, v)
+            }
+            // By a constant other than 0 and -1 division cannot trap: inline it.
+            (Bin::Div | Bin::Rem, Num::Int) if matches!(*r, Expr::Const(k) if k != 0.0 && k != -1.0 && k.fract() == 0.0) =>
+            {
+                let Expr::Const(k) = *r else { unreachable!() };
+                let ia = b.ins().fcvt_to_sint_sat(I64, a);
+                let ik = b.ins().iconst(I64, k as i64);
+                let v = if op == Bin::Div {
+                    b.ins().sdiv(ia, ik)
+                } else {
+                    // Euclidean remainder: r + |k| when r < 0.
+                    let rr = b.ins().srem(ia, ik);
+                    let adj = b.ins().iadd_imm_s(rr, (k as i64).abs());
+                    let neg = b.ins().icmp_imm_s(
+                        cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
+                        rr,
+                        0,
+                    );
+                    b.ins().select(neg, adj, rr)
+                };
+                b.ins().fcvt_from_sint(F64, v)
+            }
+            (Bin::Div, Num::Int) => Self::call(b, c, "dyn_idiv", &[a, y]),
+            (Bin::Rem, Num::Int) => Self::call(b, c, "dyn_irem", &[a, y]),
+            (Bin::Pow, Num::Int) => Self::call(b, c, "dyn_ipow", &[a, y]),
+            (Bin::Add, _) => b.ins().fadd(a, y),
+            (Bin::Sub, _) => b.ins().fsub(a, y),
+            (Bin::Mul, _) | (Bin::MatMul, _) => b.ins().fmul(a, y),
+            (Bin::Div, _) => b.ins().fdiv(a, y),
+            (Bin::Rem, _) => Self::call(b, c, "dyn_remf", &[a, y]),
+            (Bin::Pow, _) => Self::call(b, c, "dyn_powf", &[a, y]),
+            (Bin::Atan2, _) => Self::call(b, c, "dyn_atan2", &[a, y]),
+            (Bin::Min | Bin::Max, Num::Int) => {
+                // As the interpreter: compare as i64 (so -0 and 0 are both 0).
+                let (ia, iy) = (
+                    b.ins().fcvt_to_sint_sat(I64, a),
+                    b.ins().fcvt_to_sint_sat(I64, y),
+                );
+                let v = if op == Bin::Min {
+                    b.ins().smin(ia, iy)
+                } else {
+                    b.ins().smax(ia, iy)
+                };
+                b.ins().fcvt_from_sint(F64, v)
+            }
+            (Bin::Min, _) => Self::call(b, c, "dyn_min", &[a, y]),
+            (Bin::Max, _) => Self::call(b, c, "dyn_max", &[a, y]),
+            (Bin::Eq, _) => cmp(b, FloatCC::Equal),
+            (Bin::Ne, _) => cmp(b, FloatCC::NotEqual),
+            (Bin::Lt, _) => cmp(b, FloatCC::LessThan),
+            (Bin::Le, _) => cmp(b, FloatCC::LessThanOrEqual),
+            (Bin::Gt, _) => cmp(b, FloatCC::GreaterThan),
+            (Bin::Ge, _) => cmp(b, FloatCC::GreaterThanOrEqual),
+            (Bin::And, _) | (Bin::Or, _) => {
+                let zero = b.ins().f64const(0.0);
+                let ta = b.ins().fcmp(FloatCC::NotEqual, a, zero);
+                let ty = b.ins().fcmp(FloatCC::NotEqual, y, zero);
+                let t = if op == Bin::And {
+                    b.ins().band(ta, ty)
+                } else {
+                    b.ins().bor(ta, ty)
+                };
+                Self::bool_f(b, t)
+            }
+        }
+    }
+
+    /// The signal slot (i64) of an inner box's out port read by `x` (a `BoxOut`).
+    pub(crate) fn box_out_slot(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+        let Expr::BoxOut { b: bi, index, port } = x else {
+            unreachable!("a box output")
+        };
+        let flat = self.flat;
+        let grp = &flat.groups[f.g as usize];
+        let sys = &flat.program.systems[grp.system as usize];
+        let n = sys.boxes[*bi as usize].count.unwrap_or(1) as i64;
+        let child = &flat.groups[grp.children[*bi as usize] as usize];
+        let k = match index {
+            Some(i) => self.iexpr(b, c, f, i),
+            None => b.ins().iconst(I64, 0),
+        };
+        let en = b.ins().imul_imm_s(f.e, n);
+        let ce = b.ins().iadd(en, k);
+        Self::slot(
+            b,
+            child.sig_base,
+            ce,
+            child.sig_stride,
+            child.out_off[*port as usize],
+        )
+    }
+
+    /// A scalar expression (tensor subexpressions are computed as needed).
+    pub(crate) fn expr(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
         let flat = self.flat;
         let grp = &flat.groups[f.g as usize];
         match x {
             Expr::Const(v) => b.ins().f64const(*v),
             Expr::Time => b.ins().f64const(0.0),
             Expr::Loop(d) => b.ins().fcvt_from_sint(F64, f.loops[*d as usize]),
-            Expr::Arg(i) => f.args[*i as usize],
+            Expr::Arg(i) => match f.args[*i as usize] {
+                V::S(v) => v,
+                // As the interpreter's `Val::s`: a tensor read as a scalar is its first element.
+                V::T(p) => b.ins().load(F64, mem(), p, 0),
+            },
             Expr::Param(i) => {
                 let s = b
                     .ins()
@@ -362,147 +571,21 @@ impl<'a> Gen<'a> {
                 );
                 Self::load(b, c.s, s)
             }
-            Expr::BoxOut { b: bi, index, port } => {
-                let sys = &flat.program.systems[grp.system as usize];
-                let n = sys.boxes[*bi as usize].count.unwrap_or(1) as i64;
-                let child = &flat.groups[grp.children[*bi as usize] as usize];
-                let k = match index {
-                    Some(i) => self.iexpr(b, c, f, i),
-                    None => b.ins().iconst(I64, 0),
-                };
-                let en = b.ins().imul_imm_s(f.e, n);
-                let ce = b.ins().iadd(en, k);
-                let s = Self::slot(
-                    b,
-                    child.sig_base,
-                    ce,
-                    child.sig_stride,
-                    child.out_off[*port as usize],
-                );
-                Self::load(b, c.s, s)
+            Expr::BoxOut { .. } => {
+                let sl = self.box_out_slot(b, c, f, x);
+                Self::load(b, c.s, sl)
             }
             Expr::Un(op, a) => {
                 let v = self.expr(b, c, f, a);
-                match op {
-                    Un::Neg => b.ins().fneg(v),
-                    Un::Not => {
-                        let zero = b.ins().f64const(0.0);
-                        let z = b.ins().fcmp(FloatCC::Equal, v, zero);
-                        Self::bool_f(b, z)
-                    }
-                    Un::ToReal => v,
-                    Un::ToInt => b.ins().trunc(v),
-                    Un::Sqrt => b.ins().sqrt(v),
-                    Un::Abs => b.ins().fabs(v),
-                    Un::Floor => b.ins().floor(v),
-                    Un::Ceil => b.ins().ceil(v),
-                    Un::Relu => {
-                        let zero = b.ins().f64const(0.0);
-                        Self::call(b, c, "dyn_max", &[v, zero])
-                    }
-                    Un::Sigmoid => {
-                        let n = b.ins().fneg(v);
-                        let e = Self::call(b, c, "dyn_exp", &[n]);
-                        let one = b.ins().f64const(1.0);
-                        let d = b.ins().fadd(one, e);
-                        b.ins().fdiv(one, d)
-                    }
-                    Un::Exp => Self::call(b, c, "dyn_exp", &[v]),
-                    Un::Log => Self::call(b, c, "dyn_log", &[v]),
-                    Un::Sin => Self::call(b, c, "dyn_sin", &[v]),
-                    Un::Cos => Self::call(b, c, "dyn_cos", &[v]),
-                    Un::Tan => Self::call(b, c, "dyn_tan", &[v]),
-                    Un::Tanh => Self::call(b, c, "dyn_tanh", &[v]),
-                    Un::Sinh => Self::call(b, c, "dyn_sinh", &[v]),
-                    Un::Cosh => Self::call(b, c, "dyn_cosh", &[v]),
-                    Un::Atan => Self::call(b, c, "dyn_atan", &[v]),
-                    Un::Round => Self::call(b, c, "dyn_round", &[v]),
-                }
+                self.un_val(b, c, *op, v)
+            }
+            Expr::Bin(Bin::MatMul, ..) if self.shape(f, x).is_empty() => {
+                self.tensor_scalar(b, c, f, x)
             }
             Expr::Bin(op, num, l, r) => {
                 let a = self.expr(b, c, f, l);
                 let y = self.expr(b, c, f, r);
-                let cmp = |b: &mut FunctionBuilder, cc: FloatCC| {
-                    let t = b.ins().fcmp(cc, a, y);
-                    Self::bool_f(b, t)
-                };
-                match (op, num) {
-                    (Bin::Add, Num::Int) | (Bin::Sub, Num::Int) | (Bin::Mul, Num::Int) => {
-                        let (ia, iy) = (
-                            b.ins().fcvt_to_sint_sat(I64, a),
-                            b.ins().fcvt_to_sint_sat(I64, y),
-                        );
-                        let v = match op {
-                            Bin::Add => b.ins().iadd(ia, iy),
-                            Bin::Sub => b.ins().isub(ia, iy),
-                            _ => b.ins().imul(ia, iy),
-                        };
-                        b.ins().fcvt_from_sint(F64, v)
-                    }
-                    // By a constant other than 0 and -1 division cannot trap: inline it.
-                    (Bin::Div | Bin::Rem, Num::Int) if matches!(**r, Expr::Const(k) if k != 0.0 && k != -1.0 && k.fract() == 0.0) =>
-                    {
-                        let Expr::Const(k) = **r else { unreachable!() };
-                        let ia = b.ins().fcvt_to_sint_sat(I64, a);
-                        let ik = b.ins().iconst(I64, k as i64);
-                        let v = if *op == Bin::Div {
-                            b.ins().sdiv(ia, ik)
-                        } else {
-                            // Euclidean remainder: r + |k| when r < 0.
-                            let rr = b.ins().srem(ia, ik);
-                            let adj = b.ins().iadd_imm_s(rr, (k as i64).abs());
-                            let neg = b.ins().icmp_imm_s(
-                                cranelift_codegen::ir::condcodes::IntCC::SignedLessThan,
-                                rr,
-                                0,
-                            );
-                            b.ins().select(neg, adj, rr)
-                        };
-                        b.ins().fcvt_from_sint(F64, v)
-                    }
-                    (Bin::Div, Num::Int) => Self::call(b, c, "dyn_idiv", &[a, y]),
-                    (Bin::Rem, Num::Int) => Self::call(b, c, "dyn_irem", &[a, y]),
-                    (Bin::Pow, Num::Int) => Self::call(b, c, "dyn_ipow", &[a, y]),
-                    (Bin::Add, _) => b.ins().fadd(a, y),
-                    (Bin::Sub, _) => b.ins().fsub(a, y),
-                    (Bin::Mul, _) | (Bin::MatMul, _) => b.ins().fmul(a, y),
-                    (Bin::Div, _) => b.ins().fdiv(a, y),
-                    (Bin::Rem, _) => Self::call(b, c, "dyn_remf", &[a, y]),
-                    (Bin::Pow, _) => Self::call(b, c, "dyn_powf", &[a, y]),
-                    (Bin::Atan2, _) => Self::call(b, c, "dyn_atan2", &[a, y]),
-                    (Bin::Min | Bin::Max, Num::Int) => {
-                        // As the interpreter: compare as i64 (so -0 and 0 are both 0).
-                        let (ia, iy) = (
-                            b.ins().fcvt_to_sint_sat(I64, a),
-                            b.ins().fcvt_to_sint_sat(I64, y),
-                        );
-                        let v = if *op == Bin::Min {
-                            b.ins().smin(ia, iy)
-                        } else {
-                            b.ins().smax(ia, iy)
-                        };
-                        b.ins().fcvt_from_sint(F64, v)
-                    }
-                    (Bin::Min, _) => Self::call(b, c, "dyn_min", &[a, y]),
-                    (Bin::Max, _) => Self::call(b, c, "dyn_max", &[a, y]),
-                    (Bin::Eq, _) => cmp(b, FloatCC::Equal),
-                    (Bin::Ne, _) => cmp(b, FloatCC::NotEqual),
-                    (Bin::Lt, _) => cmp(b, FloatCC::LessThan),
-                    (Bin::Le, _) => cmp(b, FloatCC::LessThanOrEqual),
-                    (Bin::Gt, _) => cmp(b, FloatCC::GreaterThan),
-                    (Bin::Ge, _) => cmp(b, FloatCC::GreaterThanOrEqual),
-                    (Bin::And, _) | (Bin::Or, _) => {
-                        let zero = b.ins().f64const(0.0);
-                        let ta = b.ins().fcmp(FloatCC::NotEqual, a, zero);
-                        let ty = b.ins().fcmp(FloatCC::NotEqual, y, zero);
-                        let t = if *op == Bin::And {
-                            b.ins().band(ta, ty)
-                        } else {
-                            b.ins().bor(ta, ty)
-                        };
-                        Self::bool_f(b, t)
-                    }
-                }
+                self.bin_val(b, c, *op, *num, a, y, r)
             }
             Expr::If(cnd, t, e) => {
                 let cv = self.expr(b, c, f, cnd);
@@ -513,21 +596,43 @@ impl<'a> Gen<'a> {
                 b.ins().select(cond, tv, ev)
             }
             Expr::Call(fi, xs) => {
-                let args: Vec<Value> = xs.iter().map(|a| self.expr(b, c, f, a)).collect();
-                let inner = Frame { args, ..f.clone() };
+                let inner = self.call_frame(b, c, f, xs);
                 self.expr(b, c, &inner, &flat.program.fns[*fi as usize].body)
             }
             Expr::Randn => {
                 let cell = b.ins().iadd_imm_s(c.io, crate::driver::io::RNG as i64);
                 Self::call(b, c, "dyn_randn", &[cell])
             }
-            Expr::Array(_)
-            | Expr::Index(..)
-            | Expr::Reduce(..)
-            | Expr::Dot(..)
-            | Expr::Mode(..) => {
-                unreachable!("rejected by `supported`")
+            Expr::Reduce(..) | Expr::Dot(..) | Expr::Index(..) => self.tensor_scalar(b, c, f, x),
+            // A tensor where a scalar is read: its first element, as the interpreter's `Val::s`.
+            Expr::Array(_) => {
+                let p = self.ptr_of(b, c, f, x);
+                b.ins().load(F64, mem(), p, 0)
             }
+            Expr::Mode(..) => unreachable!("rejected by `supported`"),
+        }
+    }
+
+    /// Stores `x` at `slot` of `buf`: a scalar, or the elements of a tensor slot of `shape`
+    /// (a scalar value fills it).
+    #[allow(clippy::too_many_arguments)]
+    fn put(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        buf: Value,
+        slot: Value,
+        shape: &Shape,
+    ) {
+        if shape.is_empty() {
+            let v = self.expr(b, c, f, x);
+            Self::store(b, buf, slot, v);
+        } else {
+            let off = b.ins().imul_imm_s(slot, 8);
+            let dst = b.ins().iadd(buf, off);
+            self.fill(b, c, f, x, dst, dyn_ir::system::slots(shape));
         }
     }
 
@@ -580,12 +685,7 @@ impl<'a> Gen<'a> {
             // A few elements: straight-line code with the element as a constant.
             for e in lo..hi {
                 let ev = b.ins().iconst(I64, e);
-                let frame = Frame {
-                    g,
-                    e: ev,
-                    loops: vec![],
-                    args: vec![],
-                };
+                let frame = Frame::new(g, ev, vec![]);
                 body(self, b, c, &frame, ev);
             }
             return;
@@ -609,12 +709,7 @@ impl<'a> Gen<'a> {
         let iv = b.use_var(i);
         let (frame, target) = match table {
             None => (
-                Frame {
-                    g,
-                    e: iv,
-                    loops: vec![],
-                    args: vec![],
-                },
+                Frame::new(g, iv, vec![]),
                 iv,
             ),
             Some(gv) => {
@@ -627,12 +722,7 @@ impl<'a> Gen<'a> {
                     .collect();
                 let target = b.ins().load(I64, mem(), addr, ((depth + 1) * 8) as i32);
                 (
-                    Frame {
-                        g,
-                        e,
-                        loops,
-                        args: vec![],
-                    },
+                    Frame::new(g, e, loops),
                     target,
                 )
             }
@@ -660,6 +750,7 @@ impl<'a> Gen<'a> {
             p,
             s,
             io,
+            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -669,11 +760,13 @@ impl<'a> Gen<'a> {
                     let grp = &flat.groups[g as usize];
                     let xexpr = &flat.program.systems[grp.system as usize].lets[l as usize].1;
                     let off = grp.let_off[l as usize];
+                    let shape = &flat.program.systems[grp.system as usize].lets[l as usize]
+                        .0
+                        .shape;
                     self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
-                        let v = cg.expr(b, c, f, xexpr);
                         let grp = &cg.flat.groups[g as usize];
                         let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
-                        Self::store(b, c.s, sl, v);
+                        cg.put(b, c, f, xexpr, c.s, sl, shape);
                     });
                 }
                 OpKind::Out(g, port) => {
@@ -684,11 +777,12 @@ impl<'a> Gen<'a> {
                     };
                     let xexpr = &xs[port as usize];
                     let off = grp.out_off[port as usize];
+                    let shape = &flat.program.systems[grp.system as usize].outputs[port as usize]
+                        .shape;
                     self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
-                        let v = cg.expr(b, c, f, xexpr);
                         let grp = &cg.flat.groups[g as usize];
                         let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);
-                        Self::store(b, c.s, sl, v);
+                        cg.put(b, c, f, xexpr, c.s, sl, shape);
                     });
                 }
                 OpKind::Mode(g) => {
@@ -741,8 +835,10 @@ impl<'a> Gen<'a> {
                         child.in_off[wire.port as usize],
                     );
                     let depth = op.items.first().map(|i| i.loops.len()).unwrap_or(0);
+                    let shape = &flat.program.systems[child.system as usize].inputs
+                        [wire.port as usize]
+                        .shape;
                     self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, target| {
-                        let v = cg.expr(b, c, f, &wire.value);
                         let ce = if depth == 0
                             && op
                                 .items
@@ -756,7 +852,7 @@ impl<'a> Gen<'a> {
                             target
                         };
                         let sl = Self::slot(b, cbase, ce, cstride, coff);
-                        Self::store(b, c.s, sl, v);
+                        cg.put(b, c, f, &wire.value, c.s, sl, shape);
                     });
                 }
             }
@@ -776,6 +872,7 @@ impl<'a> Gen<'a> {
             p,
             s,
             io,
+            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -798,7 +895,6 @@ impl<'a> Gen<'a> {
             self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for a in &sys.updates {
-                    let v = cg.expr(b, c, f, &a.value);
                     let sl = Self::slot(
                         b,
                         grp.state_base,
@@ -806,7 +902,8 @@ impl<'a> Gen<'a> {
                         grp.state_stride,
                         grp.state_off[a.state as usize],
                     );
-                    Self::store(b, out, sl, v);
+                    let shape = &sys.states[a.state as usize].0.shape;
+                    cg.put(b, c, f, &a.value, out, sl, shape);
                 }
                 // The arm of the element's current mode. A derivative that another mode's arm
                 // sets is 0 in this mode (the interpreter zeroes every derivative first).
@@ -841,7 +938,6 @@ impl<'a> Gen<'a> {
                         b.switch_to_block(yes);
                         b.seal_block(yes);
                         for a in arm {
-                            let v = cg.expr(b, c, f, &a.value);
                             let sl = Self::slot(
                                 b,
                                 grp.state_base,
@@ -849,7 +945,8 @@ impl<'a> Gen<'a> {
                                 grp.state_stride,
                                 grp.state_off[a.state as usize],
                             );
-                            Self::store(b, out, sl, v);
+                            let shape = &sys.states[a.state as usize].0.shape;
+                            cg.put(b, c, f, &a.value, out, sl, shape);
                         }
                         b.ins().jump(after, &[]);
                         b.switch_to_block(after);
@@ -875,6 +972,7 @@ impl<'a> Gen<'a> {
             p,
             s,
             io,
+            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
         };
         let flat = self.flat;
@@ -914,7 +1012,6 @@ impl<'a> Gen<'a> {
                     b.switch_to_block(fire);
                     b.seal_block(fire);
                     for a in &ev.assigns {
-                        let v = cg.expr(b, c, f, &a.value);
                         let sl = Self::slot(
                             b,
                             grp.state_base,
@@ -922,7 +1019,8 @@ impl<'a> Gen<'a> {
                             grp.state_stride,
                             grp.state_off[a.state as usize],
                         );
-                        Self::store(b, x, sl, v);
+                        let shape = &sys.states[a.state as usize].0.shape;
+                        cg.put(b, c, f, &a.value, x, sl, shape);
                     }
                     b.ins().jump(after, &[]);
                     b.switch_to_block(after);

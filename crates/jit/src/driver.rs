@@ -46,8 +46,10 @@ pub mod io {
     pub const SCALE: i32 = 96;
     /// In: the address of the input stream's table (rows of root-input values).
     pub const STREAM: i32 = 104;
+    /// In: the address of scratch memory for tensor temporaries (`Emitted::scratch` slots).
+    pub const SCRATCH: i32 = 112;
     /// Words in the io buffer.
-    pub const WORDS: usize = 14;
+    pub const WORDS: usize = 15;
 }
 
 /// What the driver needs to know at code generation.

@@ -9,6 +9,7 @@
 mod codegen;
 pub mod driver;
 pub mod shims;
+mod tensor;
 
 use codegen::Gen;
 use cranelift_codegen::ir::InstBuilder;
@@ -43,6 +44,8 @@ type Driver = unsafe extern "C" fn(*mut f64, *const f64, *mut f64, *mut f64, *mu
 pub struct Compiled {
     _module: JITModule,
     driver: Driver,
+    /// Scratch slots for tensor temporaries.
+    scratch: usize,
     probes: Vec<Probe>,
     names: Vec<String>,
 }
@@ -100,6 +103,16 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
     Ok(build(flat, spec, names, probes))
 }
 
+/// What [`emit_program`] made.
+#[derive(Debug, Clone, Copy)]
+pub struct Emitted {
+    /// The driver `(x, p, s, work, rec, io)`.
+    pub driver: FuncId,
+    /// Slots of scratch memory the code needs for tensor temporaries: the caller allocates
+    /// them and puts their address in the io word `driver::io::SCRATCH`.
+    pub scratch: usize,
+}
+
 /// Emits the whole program into `module`: the signal and update functions and the driver,
 /// exported as `driver_name` with the signature `(x, p, s, work, rec, io)` (six pointers).
 /// The JIT and the ahead-of-time compiler share it, so both run the same code.
@@ -109,7 +122,7 @@ pub fn emit_program<M: Module>(
     spec: &RunSpec,
     probes: &[Probe],
     driver_name: &str,
-) -> Result<FuncId, Unsupported> {
+) -> Result<Emitted, Unsupported> {
     let mut cg = Gen::new(flat, module)?;
     let sig5 = Gen::buffers_sig(module);
     let mut fbc = FunctionBuilderContext::new();
@@ -198,7 +211,10 @@ pub fn emit_program<M: Module>(
             driver::emit(b, &args, &layout, &mut model);
         },
     )?;
-    Ok(drv_id)
+    Ok(Emitted {
+        driver: drv_id,
+        scratch: cg.scratch.get(),
+    })
 }
 
 fn build(
@@ -219,7 +235,8 @@ fn build(
     }
     jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
     let mut module = JITModule::new(jb);
-    let drv_id = emit_program(&mut module, flat, spec, &probes, "driver")?;
+    let emitted = emit_program(&mut module, flat, spec, &probes, "driver")?;
+    let drv_id = emitted.driver;
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(drv_id);
     // SAFETY: `code` is the driver just defined with the signature `dsig`: six pointers, no
@@ -228,6 +245,7 @@ fn build(
     Ok(Compiled {
         _module: module,
         driver,
+        scratch: emitted.scratch,
         probes,
         names,
     })
@@ -302,6 +320,8 @@ pub fn run(
         None => vec![],
     };
     io[word(driver::io::STREAM)] = f64::from_bits(table.as_ptr() as u64);
+    let mut scratch = vec![0.0f64; compiled.scratch.max(1)];
+    io[word(driver::io::SCRATCH)] = f64::from_bits(scratch.as_mut_ptr() as u64);
     let n = flat.n_state;
     let np = compiled.probes.len();
     let (count, every, dt) = if flat.time == TimeKind::Continuous {

@@ -224,3 +224,116 @@ proptest! {
         prop_assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
     }
 }
+
+/// A random vector expression (shape `[n]`) over the vector states `v`, `w`, the matrix
+/// param `W`, the vector param `win` and the scalars `k` and `s`.
+fn vexpr() -> impl Strategy<Value = String> {
+    let scalar = prop_oneof![
+        (-30i32..30).prop_map(|k| format!("{:.1}", k as f64 / 10.0)),
+        Just("k".to_string()),
+        Just("sum(v)".to_string()),
+        Just("norm(w)".to_string()),
+        Just("dot(v, win)".to_string()),
+        Just("v[1]".to_string()),
+        Just("(W @ w)[0]".to_string()),
+        Just("sum(W @ v) / 10.0".to_string()),
+    ];
+    let leaf = prop_oneof![
+        Just("v".to_string()),
+        Just("w".to_string()),
+        Just("win".to_string()),
+        Just("(W @ v)".to_string()),
+    ];
+    leaf.prop_recursive(4, 20, 3, move |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                proptest::sample::select(vec!["+", "-", "*"]),
+                inner.clone()
+            )
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (
+                inner.clone(),
+                proptest::sample::select(vec!["+", "*", "/"]),
+                scalar.clone()
+            )
+                .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
+            (scalar.clone(), inner.clone()).prop_map(|(s, a)| format!("({s} * {a})")),
+            (
+                proptest::sample::select(vec!["tanh", "sin", "abs", "sigmoid", "exp"]),
+                inner.clone()
+            )
+                .prop_map(|(f, a)| format!("{f}({a})")),
+            inner.clone().prop_map(|a| format!("(W @ {a})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("affine(W, {a}, {b})")),
+            (scalar.clone(), inner.clone(), inner.clone())
+                .prop_map(|(c, a, b)| format!("(if {c} > 0.0 then {a} else {b})")),
+            (scalar.clone(), inner.clone()).prop_map(|(c, a)| format!("max({a}, {c})")),
+        ]
+    })
+}
+
+fn tensor_model(discrete: bool, n: usize, dv: &str, dw: &str, wire: &str) -> String {
+    let kw = if discrete { "next" } else { "der" };
+    let vec_of = |f: &dyn Fn(usize) -> f64| {
+        let xs: Vec<String> = (0..n).map(|i| format!("{:.3}", f(i))).collect();
+        format!("[{}]", xs.join(", "))
+    };
+    let rows: Vec<String> = (0..n)
+        .map(|i| vec_of(&|j| ((i * 7 + j * 3) % 11) as f64 / 11.0 - 0.45))
+        .collect();
+    format!(
+        "fn affine(m: Real[{n}, {n}], x: Real[{n}], b: Real[{n}]) -> Real[{n}] = m @ x + b
+system Leak : {{ out y: Real[{n}]  in u: Real[{n}] }} {{
+  state h: Real[{n}] = {h0}
+  out y = h
+  {kw} h = 0.5 * h + 0.1 * tanh(u)
+}}
+system Top : {{ out y: Real  out z: Real }} {{
+  param W: Real[{n}, {n}] = [{rows}]
+  param win: Real[{n}] = {win}
+  param k: Real = 0.3
+  state v: Real[{n}] = {v0}
+  state w: Real[{n}] = {w0}
+  box leak: Leak
+  leak.u <- {wire}
+  let q = tanh(v + leak.y)
+  out y = sum(q) + v[0]
+  out z = norm(w)
+  {kw} v = tanh({dv})
+  {kw} w = tanh({dw}) - 0.5 * w
+}}",
+        rows = rows.join(", "),
+        win = vec_of(&|i| (i as f64 * 0.37).sin()),
+        v0 = vec_of(&|i| (i as f64).sin()),
+        w0 = vec_of(&|i| (i as f64 * 0.5).cos() * 0.3),
+        h0 = vec_of(&|i| 0.1 * i as f64),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Tensors: element-wise expressions with broadcasting, matrix products, reductions,
+    /// indexing, fns with tensor arguments, tensor wires into a box. Sizes 3, 8 and 19
+    /// exercise the SIMD reduction's remainder, one full round, and both.
+    #[test]
+    fn jit_equals_interpreter_with_tensors(
+        discrete in any::<bool>(),
+        n in proptest::sample::select(vec![3usize, 8, 19]),
+        dv in vexpr(),
+        dw in vexpr(),
+        wire in vexpr(),
+    ) {
+        let src = tensor_model(discrete, n, &dv, &dw, &wire);
+        let spec = if discrete {
+            RunSpec { steps: Some(20), every: Some(2.0), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
+        } else {
+            RunSpec { method: Method::Rk4, dt: 0.05, until: Some(1.0), every: Some(0.1), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
+        };
+        let ((ra, a), (rb, b)) = traces(&src, &spec);
+        prop_assert!(!a.is_empty());
+        prop_assert_eq!(&a, &b, "traces differ for\n{}", src);
+        prop_assert_eq!(format!("{ra:?}"), format!("{rb:?}"));
+    }
+}
