@@ -5,6 +5,7 @@
 //! from the same initial values and every operation mirrors the interpreter's, in the same
 //! order: traces agree to the bit.
 
+use crate::inline::{Sig, Virtual, regular_wire};
 use crate::shims::SHIMS;
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
@@ -68,7 +69,10 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
         if matches!(s.readout, Readout::Mode(..)) {
             for sl in slots {
                 if !sl.shape.is_empty() {
-                    return Err(format!("the tensor `{}` in a mode-dependent system", sl.name));
+                    return Err(format!(
+                        "the tensor `{}` in a mode-dependent system",
+                        sl.name
+                    ));
                 }
             }
         }
@@ -156,6 +160,8 @@ pub struct Gen<'a> {
     /// Scratch slots used so far by tensor temporaries (the io word `SCRATCH` must point at
     /// at least this many).
     pub scratch: Cell<usize>,
+    /// Signals computed where they are read.
+    virt: Virtual,
 }
 
 /// Function refs and buffer pointers inside one function being built.
@@ -195,6 +201,7 @@ impl<'a> Gen<'a> {
             shims,
             randn,
             scratch: Cell::new(0),
+            virt: Virtual::new(flat),
         })
     }
 
@@ -246,7 +253,13 @@ impl<'a> Gen<'a> {
     }
 
     /// `base + e * stride + off` as an i64 value.
-    pub(crate) fn slot(b: &mut FunctionBuilder, base: usize, e: Value, stride: usize, off: usize) -> Value {
+    pub(crate) fn slot(
+        b: &mut FunctionBuilder,
+        base: usize,
+        e: Value,
+        stride: usize,
+        off: usize,
+    ) -> Value {
         let m = b.ins().imul_imm_s(e, stride as i64);
         b.ins().iadd_imm_s(m, (base + off) as i64)
     }
@@ -498,7 +511,13 @@ impl<'a> Gen<'a> {
     }
 
     /// The signal slot (i64) of an inner box's out port read by `x` (a `BoxOut`).
-    pub(crate) fn box_out_slot(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr) -> Value {
+    pub(crate) fn box_out_slot(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+    ) -> Value {
         let Expr::BoxOut { b: bi, index, port } = x else {
             unreachable!("a box output")
         };
@@ -551,6 +570,27 @@ impl<'a> Gen<'a> {
                 );
                 Self::load(b, c.x, s)
             }
+            Expr::Input(i) if self.virt.is(f.g, Sig::In(*i)) => {
+                // Computed in place: the wire's value in the parent's frame.
+                let (pg, bi) = grp.parent.expect("an inlined input has a parent");
+                let w = regular_wire(flat, pg, bi, *i).expect("an inlined input has its wire");
+                let psys = &flat.program.systems[flat.groups[pg as usize].system as usize];
+                let inner = match psys.boxes[bi as usize].count {
+                    None => Frame::new(pg, f.e, vec![]),
+                    // One parent element: the input's element is the loop value.
+                    Some(_) if flat.groups[pg as usize].count == 1 => {
+                        let zero = b.ins().iconst(I64, 0);
+                        Frame::new(pg, zero, vec![f.e])
+                    }
+                    Some(n) => {
+                        let pe = b.ins().sdiv_imm_s(f.e, n as i64);
+                        let base = b.ins().imul_imm_s(pe, n as i64);
+                        let k = b.ins().isub(f.e, base);
+                        Frame::new(pg, pe, vec![k])
+                    }
+                };
+                self.expr(b, c, &inner, &psys.wires[w].value)
+            }
             Expr::Input(i) => {
                 let s = Self::slot(
                     b,
@@ -561,6 +601,15 @@ impl<'a> Gen<'a> {
                 );
                 Self::load(b, c.s, s)
             }
+            Expr::Let(i) if self.virt.is(f.g, Sig::Let(*i)) => {
+                let sys = &flat.program.systems[grp.system as usize];
+                self.expr(
+                    b,
+                    c,
+                    &Frame::new(f.g, f.e, vec![]),
+                    &sys.lets[*i as usize].1,
+                )
+            }
             Expr::Let(i) => {
                 let s = Self::slot(
                     b,
@@ -570,6 +619,25 @@ impl<'a> Gen<'a> {
                     grp.let_off[*i as usize],
                 );
                 Self::load(b, c.s, s)
+            }
+            Expr::BoxOut { b: bi, index, port }
+                if self.virt.is(grp.children[*bi as usize], Sig::Out(*port)) =>
+            {
+                // Computed in place: the inner box's readout in its own frame.
+                let sys = &flat.program.systems[grp.system as usize];
+                let n = sys.boxes[*bi as usize].count.unwrap_or(1) as i64;
+                let cg = grp.children[*bi as usize];
+                let k = match index {
+                    Some(i) => self.iexpr(b, c, f, i),
+                    None => b.ins().iconst(I64, 0),
+                };
+                let en = b.ins().imul_imm_s(f.e, n);
+                let ce = b.ins().iadd(en, k);
+                let csys = &flat.program.systems[flat.groups[cg as usize].system as usize];
+                let Readout::Ports(xs) = &csys.readout else {
+                    unreachable!("inlined outputs have port readouts")
+                };
+                self.expr(b, c, &Frame::new(cg, ce, vec![]), &xs[*port as usize])
             }
             Expr::BoxOut { .. } => {
                 let sl = self.box_out_slot(b, c, f, x);
@@ -708,10 +776,7 @@ impl<'a> Gen<'a> {
         b.switch_to_block(body_blk);
         let iv = b.use_var(i);
         let (frame, target) = match table {
-            None => (
-                Frame::new(g, iv, vec![]),
-                iv,
-            ),
+            None => (Frame::new(g, iv, vec![]), iv),
             Some(gv) => {
                 let row = b.ins().imul_imm_s(iv, ((depth + 2) * 8) as i64);
                 let base = b.ins().symbol_value(I64, gv);
@@ -721,10 +786,7 @@ impl<'a> Gen<'a> {
                     .map(|d| b.ins().load(I64, mem(), addr, ((d + 1) * 8) as i32))
                     .collect();
                 let target = b.ins().load(I64, mem(), addr, ((depth + 1) * 8) as i32);
-                (
-                    Frame::new(g, e, loops),
-                    target,
-                )
+                (Frame::new(g, e, loops), target)
             }
         };
         body(self, b, c, &frame, target);
@@ -738,12 +800,34 @@ impl<'a> Gen<'a> {
         b.seal_block(exit);
     }
 
-    /// Body of `signals(x, p, s, _, io)`: every op of the schedule, in order.
+    /// Body of `signals(x, p, s, _, io)`: every op of the schedule, in order (the full
+    /// pass, before a record).
     pub fn signals<M: Module>(
         &mut self,
         module: &mut M,
         b: &mut FunctionBuilder,
+        bufs: [Value; 4],
+    ) {
+        self.signal_pass(module, b, bufs, false)
+    }
+
+    /// Body of the lean signal pass inside the integration loop: the ops of signals that
+    /// are not computed where they are read ([`crate::inline`]).
+    pub fn signals_lean<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        bufs: [Value; 4],
+    ) {
+        self.signal_pass(module, b, bufs, true)
+    }
+
+    fn signal_pass<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
         [x, p, s, io]: [Value; 4],
+        lean: bool,
     ) {
         let c = Ctx {
             x,
@@ -755,6 +839,22 @@ impl<'a> Gen<'a> {
         };
         let flat = self.flat;
         for op in &flat.schedule {
+            if lean {
+                let skip = match op.kind {
+                    OpKind::Let(g, l) => self.virt.is(g, Sig::Let(l)),
+                    OpKind::Out(g, p) => self.virt.is(g, Sig::Out(p)),
+                    OpKind::Wire(g, w) => {
+                        let grp = &flat.groups[g as usize];
+                        let wire = &flat.program.systems[grp.system as usize].wires[w as usize];
+                        self.virt
+                            .is(grp.children[wire.b as usize], Sig::In(wire.port))
+                    }
+                    OpKind::Mode(_) => false,
+                };
+                if skip {
+                    continue;
+                }
+            }
             match op.kind {
                 OpKind::Let(g, l) => {
                     let grp = &flat.groups[g as usize];
@@ -777,8 +877,8 @@ impl<'a> Gen<'a> {
                     };
                     let xexpr = &xs[port as usize];
                     let off = grp.out_off[port as usize];
-                    let shape = &flat.program.systems[grp.system as usize].outputs[port as usize]
-                        .shape;
+                    let shape =
+                        &flat.program.systems[grp.system as usize].outputs[port as usize].shape;
                     self.for_items(module, b, &c, g, op, &mut |cg, b, c, f, _| {
                         let grp = &cg.flat.groups[g as usize];
                         let sl = Self::slot(b, grp.sig_base, f.e, grp.sig_stride, off);

@@ -86,8 +86,11 @@ fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, io_ptr: Value, ti
 /// Which part of the model a call computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// Every signal from the state `x` (the second pointer is scratch).
+    /// The signals the integration loop needs from the state `x` (the second pointer is
+    /// scratch).
     Signals,
+    /// Every signal from the state `x`, before a record.
+    Record,
     /// Derivatives or next values of the state `x` into the second pointer.
     Updates,
     /// `when` events: conditions and jumps computed from the first pointer (the state
@@ -162,7 +165,7 @@ fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBui
 /// The state lives in two buffers, the caller's `x` and a scratch one: a step writes the new
 /// state into the other buffer and the pointers swap, so no copy is made per step; the
 /// final state is copied back into `x` on return. A step's values are checked for NaN and
-/// infinities as they are computed (their `v - v` is summed: 0 unless one is not finite).
+/// infinities as they are computed (a flag per value from its exponent bits, OR-ed).
 pub fn emit(
     b: &mut FunctionBuilder,
     a: &Args,
@@ -218,7 +221,7 @@ pub fn emit(
     b.ins().brif(first, init, &[], begin, &[]);
     b.switch_to_block(init);
     b.seal_block(init);
-    model(b, Part::Signals, a.x, a.work);
+    model(b, Part::Record, a.x, a.work);
     let zero_i = b.ins().iconst(I64, 0);
     record(b, zero_i);
     let one_r = one_row(b);
@@ -231,7 +234,15 @@ pub fn emit(
     let t = b.declare_var(F64);
     let t0 = b.ins().load(F64, mem(), a.io, io::T0);
     b.def_var(t, t0);
-    let acc = b.declare_var(F64);
+    // The finite check: per value, bit 63 of `(bits & EXP) + 2^52` is set exactly when the
+    // exponent is all ones (a NaN or an infinity); the values' flags are OR-ed (a one-cycle
+    // chain, where summing `v - v` was a four-cycle one).
+    let acc = b.declare_var(I64);
+    let flag = |b: &mut FunctionBuilder, v: Value| {
+        let bits = b.ins().bitcast(I64, MemFlagsData::new(), v);
+        let e = b.ins().band_imm_u(bits, 0x7ff0_0000_0000_0000u64 as i64);
+        b.ins().iadd_imm_u(e, 0x0010_0000_0000_0000u64 as i64)
+    };
     let outer = b.create_block();
     let outer_body = b.create_block();
     let done = b.create_block();
@@ -248,16 +259,15 @@ pub fn emit(
         let o = b.use_var(ov);
         let po = at(b, o, i);
         b.ins().store(mem(), v, po, 0);
-        let d = b.ins().fsub(v, v);
+        let d = flag(b, v);
         let s0 = b.use_var(acc);
-        let s1 = b.ins().fadd(s0, d);
+        let s1 = b.ins().bor(s0, d);
         b.def_var(acc, s1);
     };
     // After a step: if the sum is not 0, find the first bad slot and fail; else swap.
     let check_and_swap = |b: &mut FunctionBuilder, tnow: Value| {
         let sum = b.use_var(acc);
-        let zero = b.ins().f64const(0.0);
-        let ok = b.ins().fcmp(FloatCC::Equal, sum, zero);
+        let ok = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, sum, 0);
         let bad_blk = b.create_block();
         let cont = b.create_block();
         b.ins().brif(ok, cont, &[], bad_blk, &[]);
@@ -290,7 +300,7 @@ pub fn emit(
         b.def_var(ov, x);
     };
     let reset_acc = |b: &mut FunctionBuilder| {
-        let z = b.ins().f64const(0.0);
+        let z = b.ins().iconst(I64, 0);
         b.def_var(acc, z);
     };
 
@@ -314,9 +324,9 @@ pub fn emit(
         each(b, n, &mut |b, i| {
             let po = at(b, o, i);
             let v = b.ins().load(F64, mem(), po, 0);
-            let d = b.ins().fsub(v, v);
+            let d = flag(b, v);
             let s0 = b.use_var(acc);
-            let s1 = b.ins().fadd(s0, d);
+            let s1 = b.ins().bor(s0, d);
             b.def_var(acc, s1);
         });
         let rv = b.use_var(r);
@@ -347,7 +357,7 @@ pub fn emit(
             b.seal_block(go);
         }
         let x = b.use_var(xv);
-        model(b, Part::Signals, x, a.work);
+        model(b, Part::Record, x, a.work);
         let rv = b.use_var(r);
         let row = b.ins().sdiv(rv, every_i);
         record(b, row);
@@ -606,7 +616,7 @@ pub fn emit(
         b.seal_block(inner_done);
         b.def_var(t, target);
         let x = b.use_var(xv);
-        model(b, Part::Signals, x, a.work);
+        model(b, Part::Record, x, a.work);
         let rv = b.use_var(r);
         record(b, rv);
         let rows = b.ins().iadd_imm_s(rv, 1);

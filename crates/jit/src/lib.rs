@@ -8,6 +8,7 @@
 
 mod codegen;
 pub mod driver;
+mod inline;
 pub mod shims;
 mod tensor;
 
@@ -136,6 +137,18 @@ pub fn emit_program<M: Module>(
         Linkage::Local,
         &sig5,
         &mut |module, b, ps| {
+            cg.signals_lean(module, b, [ps[0], ps[1], ps[2], ps[4]]);
+            b.ins().return_(&[]);
+        },
+    )?;
+    let all_id = define_fn(
+        module,
+        &mut ctx,
+        &mut fbc,
+        "signals_all",
+        Linkage::Local,
+        &sig5,
+        &mut |module, b, ps| {
             cg.signals(module, b, [ps[0], ps[1], ps[2], ps[4]]);
             b.ins().return_(&[]);
         },
@@ -165,6 +178,7 @@ pub fn emit_program<M: Module>(
         &mut |module, b, ps| {
             let sref = module.declare_func_in_func(sig_id, b.func);
             let uref = module.declare_func_in_func(upd_id, b.func);
+            let aref = module.declare_func_in_func(all_id, b.func);
             let args = driver::Args {
                 x: ps[0],
                 s: ps[2],
@@ -198,7 +212,11 @@ pub fn emit_program<M: Module>(
                         let flags = b.ins().iadd_imm_s(work, flags_at);
                         cg.events(module, b, [x, p, s, o, flags, io]);
                     }
-                    (true, driver::Part::Signals) => cg.signals(module, b, [x, p, s, io]),
+                    (true, driver::Part::Signals) => cg.signals_lean(module, b, [x, p, s, io]),
+                    (true, driver::Part::Record) => cg.signals(module, b, [x, p, s, io]),
+                    (false, driver::Part::Record) => {
+                        b.ins().call(aref, &[x, p, s, o, io]);
+                    }
                     (true, driver::Part::Updates) => cg.updates(module, b, [x, p, s, o, io]),
                     (false, driver::Part::Signals) => {
                         b.ins().call(sref, &[x, p, s, o, io]);

@@ -91,7 +91,12 @@ fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
 
 /// Emits `Σ term(k)` for k < n in the shared reduction order, where `term` multiplies the
 /// elements of `a` and `bb` (or takes `a`'s alone). Both are contiguous.
-pub(crate) fn reduce_contig(b: &mut FunctionBuilder, a: Value, bb: Option<Value>, n: usize) -> Value {
+pub(crate) fn reduce_contig(
+    b: &mut FunctionBuilder,
+    a: Value,
+    bb: Option<Value>,
+    n: usize,
+) -> Value {
     let full = n / 8 * 8;
     let zero_s = b.ins().f64const(0.0);
     let mut total = zero_s;
@@ -270,15 +275,33 @@ impl Gen<'_> {
             }
             Expr::State(i) => (
                 c.x,
-                Self::slot(b, grp.state_base, f.e, grp.state_stride, grp.state_off[*i as usize]),
+                Self::slot(
+                    b,
+                    grp.state_base,
+                    f.e,
+                    grp.state_stride,
+                    grp.state_off[*i as usize],
+                ),
             ),
             Expr::Input(i) => (
                 c.s,
-                Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.in_off[*i as usize]),
+                Self::slot(
+                    b,
+                    grp.sig_base,
+                    f.e,
+                    grp.sig_stride,
+                    grp.in_off[*i as usize],
+                ),
             ),
             Expr::Let(i) => (
                 c.s,
-                Self::slot(b, grp.sig_base, f.e, grp.sig_stride, grp.let_off[*i as usize]),
+                Self::slot(
+                    b,
+                    grp.sig_base,
+                    f.e,
+                    grp.sig_stride,
+                    grp.let_off[*i as usize],
+                ),
             ),
             Expr::BoxOut { .. } => (c.s, self.box_out_slot(b, c, f, x)),
             Expr::Arg(i) => match f.args.get(*i as usize) {
@@ -371,7 +394,14 @@ impl Gen<'_> {
             }
             Expr::Call(fi, xs) => {
                 let inner = self.call_frame(b, c, f, xs);
-                self.fill(b, c, &inner, &self.flat.program.fns[*fi as usize].body, dst, n);
+                self.fill(
+                    b,
+                    c,
+                    &inner,
+                    &self.flat.program.fns[*fi as usize].body,
+                    dst,
+                    n,
+                );
             }
             _ => {
                 let mut env = Env::new();
@@ -455,9 +485,11 @@ impl Gen<'_> {
             Expr::If(cnd, t, e) => {
                 let cv = self.elem(b, c, f, cnd, i, env);
                 let zero = b.ins().f64const(0.0);
-                let cond = b
-                    .ins()
-                    .fcmp(cranelift_codegen::ir::condcodes::FloatCC::NotEqual, cv, zero);
+                let cond = b.ins().fcmp(
+                    cranelift_codegen::ir::condcodes::FloatCC::NotEqual,
+                    cv,
+                    zero,
+                );
                 let tv = self.elem(b, c, f, t, i, env);
                 let ev = self.elem(b, c, f, e, i, env);
                 b.ins().select(cond, tv, ev)
