@@ -1130,4 +1130,40 @@ impl<'a> Gen<'a> {
             base += grp.count as usize * nev;
         }
     }
+
+    /// Buffers and shim references for code outside the schedule (the initial values that
+    /// `crate::init` computes).
+    pub(crate) fn init_ctx<M: Module>(
+        &self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, io]: [Value; 4],
+    ) -> Ctx {
+        Ctx {
+            x,
+            p,
+            s,
+            io,
+            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
+            refs: self.refs(module, b),
+        }
+    }
+
+    /// Stores the value of `x`, evaluated in element `e` of group `g`, at `slot` of `buf`
+    /// (`shape` slots; a scalar fills a tensor), as the interpreter's `eval_init` and
+    /// `to_slots` do.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_init(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        g: u32,
+        e: Value,
+        x: &Expr,
+        buf: Value,
+        slot: Value,
+        shape: &Shape,
+    ) {
+        self.put(b, c, &Frame::new(g, e, vec![]), x, buf, slot, shape);
+    }
 }

@@ -8,6 +8,7 @@
 
 mod codegen;
 pub mod driver;
+mod init;
 mod inline;
 pub mod shims;
 mod tensor;
@@ -24,6 +25,7 @@ use dyn_ir::system::TimeKind;
 use std::time::{Duration, Instant};
 
 pub use codegen::{Unsupported, supported};
+pub use init::{EmittedInit, INIT_ARGS, emit_init, override_words, param_slots};
 
 /// State-sized scratch buffers of the driver: k1…k7, the stage input, the other state.
 pub const WORK_BUFFERS: usize = 10;
