@@ -5,7 +5,8 @@
 //! record what an expression reads through their `Env`, which is how feed-through, mode
 //! scoping and the lens side rules are checked.
 
-use crate::checker::{Binding, Checker, FnSig, suggest};
+use crate::checker::{Binding, Checker, FnSig, GlobalConsts, Sizes, suggest};
+use crate::consteval::{self, Value};
 use crate::types::{Dim, Elem, ModesTy, Ty};
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_syntax::ast::{Arg, BinOp, Expr, ExprKind, Ident, ItemKind, Pattern, UnOp};
@@ -52,6 +53,10 @@ pub trait Env {
     fn names(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Size parameters in scope: bound in an instantiated system, symbolic in a generic fn.
+    fn sizes(&self) -> Sizes {
+        Sizes::default()
+    }
 }
 
 /// The module scope alone (const initialisers).
@@ -81,6 +86,12 @@ impl Env for FnEnv<'_> {
     fn names(&self) -> Vec<String> {
         self.params.iter().map(|(n, _)| n.clone()).collect()
     }
+    fn sizes(&self) -> Sizes {
+        Sizes {
+            bound: HashMap::new(),
+            symbolic: self.sizes.clone(),
+        }
+    }
 }
 
 const UNARY_MATH: &[&str] = &[
@@ -90,9 +101,42 @@ const UNARY_MATH: &[&str] = &[
 const BINARY_MATH: &[&str] = &["min", "max", "pow", "atan2"];
 /// Every built-in function name.
 pub const BUILTINS: &[&str] = &[
-    "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "atan", "floor",
-    "ceil", "round", "sigmoid", "relu", "min", "max", "pow", "atan2", "sum", "dot", "norm", "len",
-    "real", "int", "randn",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sinh",
+    "cosh",
+    "atan",
+    "floor",
+    "ceil",
+    "round",
+    "sigmoid",
+    "relu",
+    "min",
+    "max",
+    "pow",
+    "atan2",
+    "sum",
+    "dot",
+    "norm",
+    "len",
+    "real",
+    "int",
+    "randn",
+    "transpose",
+    "mean",
+    "outer",
+    "softmax",
+    "logsumexp",
+    "argmax",
+    "argmin",
+    "one_hot",
+    "grad",
 ];
 
 fn elem_of(t: &Ty) -> Option<Elem> {
@@ -257,6 +301,21 @@ impl Checker<'_> {
             }
             ExprKind::Record(name, fields) => {
                 self.check_record(env, name.as_ref(), fields, e.span, expected)
+            }
+            ExprKind::Range(lo, hi) => {
+                for b in [lo, hi].into_iter().flatten() {
+                    self.check_expr(env, b, Some(&Ty::Int));
+                }
+                self.report(
+                    Diagnostic::new(
+                        codes::BAD_SLICE,
+                        e.span,
+                        "a range is allowed only inside the brackets of a tensor slice",
+                    )
+                    .label("a range here")
+                    .hint("slice a tensor with `x[lo..hi]`; box arrays and run blocks take single indices"),
+                );
+                Ty::Error
             }
         }
     }
@@ -504,6 +563,9 @@ impl Checker<'_> {
             return Ty::Error;
         }
         let bt = self.check_expr(env, base, None);
+        if idx.iter().any(|i| matches!(i.kind, ExprKind::Range(..))) {
+            return self.check_slice(env, base, bt, idx, span);
+        }
         for i in idx {
             let it = self.check_expr(env, i, Some(&Ty::Int));
             if !it.is_int() {
@@ -571,6 +633,217 @@ impl Checker<'_> {
                 Ty::Error
             }
         }
+    }
+
+    /// A compile-time Int bound of a slice; `None` (reported) when it is not one.
+    fn slice_bound(&mut self, env: &mut dyn Env, e: &Expr) -> Option<i64> {
+        let t = self.check_expr(env, e, Some(&Ty::Int));
+        if t.is_error() {
+            return None;
+        }
+        let sizes = env.sizes();
+        let v = {
+            let mut ce = GlobalConsts {
+                cx: self,
+                sizes: &sizes,
+                loop_vars: &HashMap::new(),
+            };
+            consteval::eval(&mut ce, e)
+        };
+        match v {
+            Ok(Value::Int(v)) => Some(v),
+            Ok(_) => {
+                self.report(
+                    Diagnostic::new(codes::BAD_SLICE, e.span, "a slice bound must be an Int")
+                        .label(format!("this is {t}")),
+                );
+                None
+            }
+            Err(nc) if nc.quiet => None,
+            Err(nc) => {
+                self.report(
+                    Diagnostic::new(
+                        codes::BAD_SLICE,
+                        e.span,
+                        "slice bounds must be known at compile time",
+                    )
+                    .label(format!("this {}", nc.why))
+                    .hint("the bounds fix the result's size: use literals, consts and their arithmetic; a run-time position can be read with an index `x[i]`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `x[a, lo..hi, …]`: a slice with at least one range item.
+    fn check_slice(
+        &mut self,
+        env: &mut dyn Env,
+        base: &Expr,
+        bt: Ty,
+        idx: &[Expr],
+        span: Span,
+    ) -> Ty {
+        let (el, dims) = match bt {
+            Ty::Tensor(el, dims) => (el, dims),
+            t => {
+                for i in idx {
+                    if let ExprKind::Range(lo, hi) = &i.kind {
+                        for b in [lo, hi].into_iter().flatten() {
+                            self.check_expr(env, b, Some(&Ty::Int));
+                        }
+                    } else {
+                        self.check_expr(env, i, Some(&Ty::Int));
+                    }
+                }
+                if !t.is_error() {
+                    self.report(
+                        Diagnostic::new(
+                            codes::WRONG_RANK,
+                            base.span,
+                            format!("only tensors can be sliced, this is {t}"),
+                        )
+                        .label(format!("this is {t}")),
+                    );
+                }
+                return Ty::Error;
+            }
+        };
+        let mut ok = true;
+        if idx.len() > dims.len() {
+            self.report(
+                Diagnostic::new(
+                    codes::WRONG_RANK,
+                    span,
+                    format!(
+                        "{} slice items for a tensor of rank {}",
+                        idx.len(),
+                        dims.len()
+                    ),
+                )
+                .label(format!("slices {}", Ty::Tensor(el, dims.clone())))
+                .with(base.span, format!("this has {} axes", dims.len()))
+                .hint("give at most one item (an index or a range) per axis"),
+            );
+            ok = false;
+        }
+        let mut out: Vec<Dim> = Vec::new();
+        for (k, i) in idx.iter().enumerate() {
+            let dim = dims.get(k).cloned();
+            match &i.kind {
+                ExprKind::Range(lo, hi) => {
+                    let l = match lo {
+                        Some(e) => self.slice_bound(env, e),
+                        None => Some(0),
+                    };
+                    let h = match hi {
+                        Some(e) => self.slice_bound(env, e).map(Some),
+                        None => Some(None),
+                    };
+                    let (Some(l), Some(h), Some(dim)) = (l, h, dim) else {
+                        ok = false;
+                        continue;
+                    };
+                    let size = match &dim {
+                        Dim::Known(n) => Some(*n as i64),
+                        Dim::Param(_) => None,
+                    };
+                    let h_val = h.or(size);
+                    let Some(hv) = h_val else {
+                        if l == 0 {
+                            out.push(dim);
+                        } else {
+                            self.report(
+                                Diagnostic::new(
+                                    codes::BAD_SLICE,
+                                    i.span,
+                                    format!("`{l}..` of an axis of symbolic size `{dim}` has no known size"),
+                                )
+                                .label("open upper bound")
+                                .hint(format!("write both bounds (`{l}..HI`) so that the result's size is known")),
+                            );
+                            ok = false;
+                        }
+                        continue;
+                    };
+                    let in_range = l >= 0 && size.is_none_or(|n| hv <= n);
+                    if !in_range {
+                        let n = size.unwrap_or(0);
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_SLICE,
+                                i.span,
+                                format!("slice {l}..{hv} is out of range for an axis of size {n}"),
+                            )
+                            .label(format!("valid bounds are 0 <= lo < hi <= {n}"))
+                            .with(
+                                base.span,
+                                format!("this is {}", Ty::Tensor(el, dims.clone())),
+                            ),
+                        );
+                        ok = false;
+                    } else if l >= hv {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_SLICE,
+                                i.span,
+                                format!("slice {l}..{hv} is empty"),
+                            )
+                            .label("no elements")
+                            .hint("a slice keeps at least one element: the upper bound is exclusive and must exceed the lower one"),
+                        );
+                        ok = false;
+                    } else {
+                        out.push(Dim::Known((hv - l) as u64));
+                    }
+                }
+                _ => {
+                    let it = self.check_expr(env, i, Some(&Ty::Int));
+                    if !it.is_int() {
+                        self.report(
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                i.span,
+                                format!("an index must be an Int, found {it}"),
+                            )
+                            .label(format!("this is {it}")),
+                        );
+                        ok = false;
+                    }
+                    if let Some(Dim::Known(n)) = dim {
+                        let sizes = env.sizes();
+                        let v = {
+                            let mut ce = GlobalConsts {
+                                cx: self,
+                                sizes: &sizes,
+                                loop_vars: &HashMap::new(),
+                            };
+                            consteval::eval(&mut ce, i)
+                        };
+                        if let Ok(Value::Int(v)) = v
+                            && (v < 0 || v as u64 >= n)
+                        {
+                            self.report(
+                                Diagnostic::new(
+                                    codes::INDEX_RANGE,
+                                    i.span,
+                                    format!(
+                                        "index {v} is out of range for a dimension of size {n}"
+                                    ),
+                                )
+                                .label(format!("valid indices are 0 to {}", n.saturating_sub(1))),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+        if !ok {
+            return Ty::Error;
+        }
+        out.extend(dims[idx.len()..].iter().cloned());
+        Ty::Tensor(el, out)
     }
 
     fn check_binary(
@@ -836,6 +1109,158 @@ impl Checker<'_> {
         false
     }
 
+    /// Reports a tensor of the wrong rank (or a scalar) given to the built-in `f`.
+    fn rank_error(&mut self, f: &str, t: &Ty, at: Span, want: &str) -> Ty {
+        self.report(
+            Diagnostic::new(
+                codes::WRONG_RANK,
+                at,
+                format!("`{f}` takes {want}, found {t}"),
+            )
+            .label(format!("this is {t}"))
+            .hint(match t {
+                Ty::Tensor(_, d) => format!("this tensor has {} axes", d.len()),
+                _ => "this is not a tensor".to_string(),
+            }),
+        );
+        Ty::Error
+    }
+
+    /// Checks the argument of a built-in that takes a numeric tensor (of rank `rank` if
+    /// given); its element type and dimensions, or `None` once reported.
+    fn numeric_tensor(
+        &mut self,
+        env: &mut dyn Env,
+        f: &str,
+        arg: &Expr,
+        rank: Option<usize>,
+    ) -> Option<(Elem, Vec<Dim>)> {
+        let t = self.check_expr(env, arg, None);
+        let want = match rank {
+            Some(1) => "a vector `Real[n]`",
+            _ => "a tensor",
+        };
+        match &t {
+            Ty::Error => None,
+            Ty::Tensor(Elem::Bool, _) => {
+                self.report(
+                    Diagnostic::new(
+                        codes::TYPE_MISMATCH,
+                        arg.span,
+                        format!("`{f}` needs a numeric tensor, found {t}"),
+                    )
+                    .label(format!("this is {t}")),
+                );
+                None
+            }
+            Ty::Tensor(el, d) if rank.is_none_or(|r| r == d.len()) => Some((*el, d.clone())),
+            _ => {
+                self.rank_error(f, &t, arg.span, want);
+                None
+            }
+        }
+    }
+
+    /// `grad(expr, wrt)`: `wrt` names a Real (tensor) variable in scope, `expr` is a Real
+    /// scalar; the type is `wrt`'s.
+    fn check_grad(&mut self, env: &mut dyn Env, name: &Ident, args: &[Arg], span: Span) -> Ty {
+        if !self.arg_count(name, args, 2, span) {
+            for a in args {
+                self.check_expr(env, &a.value, None);
+            }
+            return Ty::Error;
+        }
+        let (e, w) = (&args[0].value, &args[1].value);
+        let what = "a state, param, let, input or fn argument";
+        let wt = match &w.kind {
+            ExprKind::Var(v) => match env.lookup(self, v) {
+                Some(Res::Val(t)) => {
+                    self.typeck.record(self.ctx, w, &t);
+                    Some(t)
+                }
+                Some(Res::Forbidden) => None,
+                Some(_) => {
+                    self.report(
+                        Diagnostic::new(
+                            codes::BAD_GRAD,
+                            w.span,
+                            format!("`grad` differentiates with respect to a variable, and `{}` is not a value", v.name),
+                        )
+                        .label("not a variable")
+                        .hint(format!("name {what}")),
+                    );
+                    None
+                }
+                None => {
+                    let t = self.check_var(env, v);
+                    if !t.is_error() {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_GRAD,
+                                w.span,
+                                format!("`{}` is a module-level constant, not a variable `grad` can differentiate with respect to", v.name),
+                            )
+                            .label("a constant")
+                            .hint(format!("name {what}")),
+                        );
+                    }
+                    None
+                }
+            },
+            _ => {
+                self.check_expr(env, w, None);
+                self.report(
+                    Diagnostic::new(
+                        codes::BAD_GRAD,
+                        w.span,
+                        "the second argument of `grad` must name a variable",
+                    )
+                    .label("an expression, not a variable")
+                    .hint(format!(
+                        "`grad(expr, x)` differentiates with respect to {what}; to differentiate with respect to an expression, put it in a `let`"
+                    )),
+                );
+                None
+            }
+        };
+        let et = self.check_expr(env, e, Some(&Ty::Real));
+        let mut ok = wt.is_some();
+        if !matches!(et, Ty::Real | Ty::Error) {
+            let hint = if matches!(et, Ty::Tensor(..)) {
+                "`grad` differentiates a Real scalar: reduce the tensor first (`sum`, `dot`, `norm`, a loss)"
+            } else {
+                "`grad` differentiates a Real scalar"
+            };
+            self.report(
+                Diagnostic::new(
+                    codes::BAD_GRAD,
+                    e.span,
+                    format!("`grad` of {et}: only a Real scalar can be differentiated"),
+                )
+                .label(format!("this is {et}"))
+                .hint(hint),
+            );
+            ok = false;
+        }
+        let wt = wt.unwrap_or(Ty::Error);
+        match &wt {
+            Ty::Real | Ty::Error | Ty::Tensor(Elem::Real, _) => {}
+            t => {
+                self.report(
+                    Diagnostic::new(
+                        codes::BAD_GRAD,
+                        w.span,
+                        format!("`grad` with respect to {t}: only Real variables (or Real tensors) vary continuously"),
+                    )
+                    .label(format!("this is {t}"))
+                    .hint("declare the variable Real to differentiate with respect to it"),
+                );
+                ok = false;
+            }
+        }
+        if ok && !et.is_error() { wt } else { Ty::Error }
+    }
+
     fn builtin(&mut self, env: &mut dyn Env, name: &Ident, args: &[Arg], span: Span) -> Ty {
         let n = name.name.as_str();
         if UNARY_MATH.contains(&n) {
@@ -855,6 +1280,26 @@ impl Checker<'_> {
                             format!("`{n}` needs a number or a numeric tensor, found {t}"),
                         )
                         .label(format!("this is {t}")),
+                    );
+                    Ty::Error
+                }
+            };
+        }
+        if matches!(n, "min" | "max") && args.len() == 1 {
+            let which = if n == "max" { "largest" } else { "smallest" };
+            let t = self.check_expr(env, &args[0].value, None);
+            return match &t {
+                Ty::Error => Ty::Error,
+                Ty::Tensor(el @ (Elem::Real | Elem::Int), _) => el.scalar(),
+                _ => {
+                    self.report(
+                        Diagnostic::new(
+                            codes::WRONG_RANK,
+                            args[0].value.span,
+                            format!("`{n}` of one argument is the {which} element of a numeric tensor, found {t}"),
+                        )
+                        .label(format!("this is {t}"))
+                        .hint(format!("`{n}(a, b)` compares two numbers; `{n}(x)` reduces a tensor")),
                     );
                     Ty::Error
                 }
@@ -894,6 +1339,94 @@ impl Checker<'_> {
             };
         }
         match n {
+            "transpose" => {
+                if !self.arg_count(name, args, 1, span) {
+                    return Ty::Error;
+                }
+                let t = self.check_expr(env, &args[0].value, None);
+                match &t {
+                    Ty::Error => Ty::Error,
+                    Ty::Tensor(el, d) if d.len() == 2 => {
+                        Ty::Tensor(*el, vec![d[1].clone(), d[0].clone()])
+                    }
+                    _ => self.rank_error(n, &t, args[0].value.span, "a matrix `Real[m, n]`"),
+                }
+            }
+            "mean" => {
+                if !self.arg_count(name, args, 1, span) {
+                    return Ty::Error;
+                }
+                match self.numeric_tensor(env, n, &args[0].value, None) {
+                    Some(_) => Ty::Real,
+                    None => Ty::Error,
+                }
+            }
+            "softmax" | "logsumexp" | "argmax" | "argmin" => {
+                if !self.arg_count(name, args, 1, span) {
+                    return Ty::Error;
+                }
+                match self.numeric_tensor(env, n, &args[0].value, Some(1)) {
+                    Some((_, d)) => match n {
+                        "softmax" => Ty::Tensor(Elem::Real, d),
+                        "logsumexp" => Ty::Real,
+                        _ => Ty::Int,
+                    },
+                    None => Ty::Error,
+                }
+            }
+            "outer" => {
+                if !self.arg_count(name, args, 2, span) {
+                    return Ty::Error;
+                }
+                let a = self.numeric_tensor(env, n, &args[0].value, Some(1));
+                let b = self.numeric_tensor(env, n, &args[1].value, Some(1));
+                match (a, b) {
+                    (Some((ea, da)), Some((eb, db))) => {
+                        let el = if ea == Elem::Int && eb == Elem::Int {
+                            Elem::Int
+                        } else {
+                            Elem::Real
+                        };
+                        Ty::Tensor(el, vec![da[0].clone(), db[0].clone()])
+                    }
+                    _ => Ty::Error,
+                }
+            }
+            "one_hot" => {
+                if !self.arg_count(name, args, 2, span) {
+                    return Ty::Error;
+                }
+                let k = self.check_expr(env, &args[0].value, Some(&Ty::Int));
+                if !k.is_int() {
+                    self.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            args[0].value.span,
+                            format!("`one_hot` takes an Int class, found {k}"),
+                        )
+                        .label(format!("this is {k}"))
+                        .hint("convert a Real label with `int(x)` or `round(x)`"),
+                    );
+                }
+                let sizes = env.sizes();
+                let n_arg = &args[1].value;
+                let dim = self.size(n_arg, &sizes);
+                match dim {
+                    Some(Dim::Known(0)) => {
+                        self.report(
+                            Diagnostic::new(codes::BAD_SIZE, n_arg.span, "`one_hot` of 0 classes")
+                                .label("no classes")
+                                .hint(
+                                    "the number of classes is the length of the result, at least 1",
+                                ),
+                        );
+                        Ty::Error
+                    }
+                    Some(d) if k.is_int() => Ty::Tensor(Elem::Real, vec![d]),
+                    _ => Ty::Error,
+                }
+            }
+            "grad" => self.check_grad(env, name, args, span),
             "randn" => {
                 self.arg_count(name, args, 0, span);
                 Ty::Real

@@ -135,6 +135,8 @@ struct SysEnv {
     dups: HashSet<String>,
     /// The interface failed to resolve: unknown names are not reported again.
     lenient: bool,
+    /// Size parameters of this instantiation (compile-time bounds of slices, `one_hot`).
+    sizes: Sizes,
 }
 
 impl SysEnv {
@@ -201,6 +203,9 @@ impl SysEnv {
 }
 
 impl Env for SysEnv {
+    fn sizes(&self) -> Sizes {
+        self.sizes.clone()
+    }
     fn lookup(&mut self, cx: &mut Checker, name: &Ident) -> Option<Res> {
         let n = name.name.as_str();
         if self.loop_vars.iter().any(|v| v == n) {
@@ -581,6 +586,7 @@ impl<'m> Checker<'m> {
             outs_read: HashSet::new(),
             dups: HashSet::new(),
             lenient: !iface_ok,
+            sizes: sizes.clone(),
         };
         // Names of inputs first, so that clashes point at the body's definition.
         let mut names: HashMap<String, Span> = HashMap::new();

@@ -47,6 +47,9 @@ codes! {
     BAD_SIZE = "E0022", "bad numeral, size or index";
     BAD_CALL = "E0023", "wrong call: unknown function or wrong arguments";
     NOT_CONST = "E0024", "value is not known at compile time";
+    BAD_SLICE = "E0025", "bad slice bounds";
+    WRONG_RANK = "E0026", "tensor of the wrong rank";
+    BAD_GRAD = "E0027", "cannot differentiate this";
     // Interfaces and polynomials
     BAD_INTERFACE = "E0030", "malformed interface";
     NOT_FINITE = "E0031", "polynomial is not finite";

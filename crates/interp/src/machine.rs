@@ -3,7 +3,7 @@
 //! (signals, then derivatives or next states, then events).
 
 use crate::value::Val;
-use dyn_ir::expr::{Bin, Expr, Num, Reduce, Un};
+use dyn_ir::expr::{Bin, Expr, Num, Reduce, Sel, TensorOp, Un};
 use dyn_ir::flat::{Flat, OpKind};
 use dyn_ir::numeric::{Noise, reduce_sum};
 use dyn_ir::system::{Readout, TimeKind, slots};
@@ -154,6 +154,240 @@ fn matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<Val, String> {
     Ok(Val::T(
         ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| e.to_string())?,
     ))
+}
+
+/// The elements of a value in logical (row-major) order.
+fn elems(v: &Val) -> Vec<f64> {
+    match v {
+        Val::T(t) => t.iter().copied().collect(),
+        v => vec![v.s()],
+    }
+}
+
+fn tensor(dims: &[usize], data: Vec<f64>) -> Result<Val, String> {
+    ArrayD::from_shape_vec(IxDyn(dims), data)
+        .map(Val::T)
+        .map_err(|e| e.to_string())
+}
+
+/// The largest (`max`) or smallest element, `f64::max`/`f64::min` folded from the first.
+fn extreme(xs: &[f64], max: bool) -> f64 {
+    let mut it = xs.iter().copied();
+    let first = it.next().unwrap_or(f64::NAN);
+    it.fold(first, |m, x| if max { m.max(x) } else { m.min(x) })
+}
+
+/// Evaluates a [`TensorOp`] of evaluated arguments.
+fn tensor_op(op: &TensorOp, mut vals: Vec<Val>) -> Result<Val, String> {
+    let arg = |vals: &[Val], i: usize| -> Result<Val, String> {
+        vals.get(i)
+            .cloned()
+            .ok_or_else(|| "a tensor operation without its arguments".to_string())
+    };
+    let shape_of = |v: &Val| -> Vec<usize> {
+        match v {
+            Val::T(t) => t.shape().to_vec(),
+            _ => vec![],
+        }
+    };
+    Ok(match op {
+        TensorOp::Transpose => {
+            let Val::T(t) = arg(&vals, 0)? else {
+                return Err("`transpose` of a scalar".into());
+            };
+            if t.ndim() != 2 {
+                return Err("`transpose` of a tensor that is not a matrix".into());
+            }
+            let tt = t.t();
+            tensor(tt.shape(), tt.iter().copied().collect())?
+        }
+        TensorOp::Mean => {
+            let xs = elems(&arg(&vals, 0)?);
+            Val::S(reduce_sum(xs.len(), |i| xs[i]) / xs.len() as f64)
+        }
+        TensorOp::MaxAll | TensorOp::MinAll => {
+            let xs = elems(&arg(&vals, 0)?);
+            Val::S(extreme(&xs, *op == TensorOp::MaxAll))
+        }
+        TensorOp::Argmax | TensorOp::Argmin => {
+            let xs = elems(&arg(&vals, 0)?);
+            let m = extreme(&xs, *op == TensorOp::Argmax);
+            Val::S(xs.iter().position(|x| *x == m).unwrap_or(0) as f64)
+        }
+        TensorOp::Outer => {
+            let (a, b) = (elems(&arg(&vals, 0)?), elems(&arg(&vals, 1)?));
+            let mut out = Vec::with_capacity(a.len() * b.len());
+            for x in &a {
+                for y in &b {
+                    out.push(x * y);
+                }
+            }
+            tensor(&[a.len(), b.len()], out)?
+        }
+        TensorOp::Softmax => {
+            let v = arg(&vals, 0)?;
+            let xs = elems(&v);
+            let m = extreme(&xs, true);
+            let e: Vec<f64> = xs.iter().map(|x| (x - m).exp()).collect();
+            let s = reduce_sum(e.len(), |i| e[i]);
+            tensor(&shape_of(&v), e.iter().map(|x| x / s).collect())?
+        }
+        TensorOp::LogSumExp => {
+            let xs = elems(&arg(&vals, 0)?);
+            let m = extreme(&xs, true);
+            if m.is_infinite() {
+                Val::S(m)
+            } else {
+                Val::S(m + reduce_sum(xs.len(), |i| (xs[i] - m).exp()).ln())
+            }
+        }
+        TensorOp::OneHot(n) => {
+            let k = arg(&vals, 0)?.s();
+            if !(k >= 0.0 && k < *n as f64) {
+                return Err(format!("one_hot: class {k} is outside 0..{n}"));
+            }
+            let mut out = vec![0.0; *n as usize];
+            out[k as usize] = 1.0;
+            tensor(&[*n as usize], out)?
+        }
+        TensorOp::Slice(sels) => {
+            let Val::T(t) = arg(&vals, 0)? else {
+                return Err("slicing a scalar".into());
+            };
+            let idx = indices(sels, &vals[1..], t.shape())?;
+            let view = slice_view(t.view(), sels, &idx);
+            if view.ndim() == 0 {
+                Val::S(view.iter().next().copied().unwrap_or(f64::NAN))
+            } else {
+                tensor(view.shape(), view.iter().copied().collect())?
+            }
+        }
+        TensorOp::Embed(sels, shape) => {
+            let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            let mut out = ArrayD::<f64>::zeros(IxDyn(&dims));
+            let idx = indices(sels, &vals[1..], &dims)?;
+            let g = std::mem::replace(&mut vals[0], Val::S(0.0));
+            let mut place = slice_view_mut(out.view_mut(), sels, &idx);
+            match g {
+                Val::T(t) if t.shape() == place.shape() => place.assign(&t),
+                Val::T(t) if t.len() == place.len() => {
+                    for (o, x) in place.iter_mut().zip(t.iter()) {
+                        *o = *x;
+                    }
+                }
+                Val::T(_) => return Err("`embed` of a mismatched shape".into()),
+                v => place.fill(v.s()),
+            }
+            Val::T(out)
+        }
+        TensorOp::Fill(shape) => {
+            let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            Val::T(ArrayD::from_elem(IxDyn(&dims), arg(&vals, 0)?.s()))
+        }
+        TensorOp::Select => {
+            let (c, a, b) = (arg(&vals, 0)?, arg(&vals, 1)?, arg(&vals, 2)?);
+            match c {
+                Val::T(ct) => {
+                    // A scalar branch broadcasts; a tensor branch has the condition's shape.
+                    let at = |v: &Val, i: usize| match v {
+                        Val::T(t) => t.as_slice().and_then(|d| d.get(i).copied()),
+                        v => Some(v.s()),
+                    };
+                    let (a, b) = (a.standard(), b.standard());
+                    let mut out = Vec::with_capacity(ct.len());
+                    for (i, c) in ct.iter().enumerate() {
+                        let v = if *c != 0.0 { at(&a, i) } else { at(&b, i) };
+                        out.push(v.ok_or("`select` of mismatched shapes")?);
+                    }
+                    tensor(ct.shape(), out)?
+                }
+                c => {
+                    if c.s() != 0.0 {
+                        a
+                    } else {
+                        b
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The `At` indices of a slice, checked against the axes they index.
+fn indices(sels: &[Sel], vals: &[Val], shape: &[usize]) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    let mut k = 0;
+    for (axis, s) in sels.iter().enumerate() {
+        let n = shape.get(axis).copied().unwrap_or(0);
+        match s {
+            Sel::At => {
+                let i = vals.get(k).map(Val::s).unwrap_or(f64::NAN) as i64;
+                k += 1;
+                if i < 0 || i as usize >= n {
+                    return Err(format!(
+                        "index {i} out of range for axis {axis} of length {n}"
+                    ));
+                }
+                out.push(i as usize);
+            }
+            Sel::Range(lo, hi) => {
+                if *lo > *hi || *hi as usize > n {
+                    return Err(format!(
+                        "slice {lo}..{hi} out of range for axis {axis} of length {n}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn slice_view<'a>(
+    mut view: ndarray::ArrayViewD<'a, f64>,
+    sels: &[Sel],
+    idx: &[usize],
+) -> ndarray::ArrayViewD<'a, f64> {
+    let (mut axis, mut k) = (0, 0);
+    for s in sels {
+        match s {
+            Sel::At => {
+                view = view.index_axis_move(ndarray::Axis(axis), idx[k]);
+                k += 1;
+            }
+            Sel::Range(lo, hi) => {
+                view.slice_axis_inplace(
+                    ndarray::Axis(axis),
+                    ndarray::Slice::from(*lo as usize..*hi as usize),
+                );
+                axis += 1;
+            }
+        }
+    }
+    view
+}
+
+fn slice_view_mut<'a>(
+    mut view: ndarray::ArrayViewMutD<'a, f64>,
+    sels: &[Sel],
+    idx: &[usize],
+) -> ndarray::ArrayViewMutD<'a, f64> {
+    let (mut axis, mut k) = (0, 0);
+    for s in sels {
+        match s {
+            Sel::At => {
+                view = view.index_axis_move(ndarray::Axis(axis), idx[k]);
+                k += 1;
+            }
+            Sel::Range(lo, hi) => {
+                view.slice_axis_inplace(
+                    ndarray::Axis(axis),
+                    ndarray::Slice::from(*lo as usize..*hi as usize),
+                );
+                axis += 1;
+            }
+        }
+    }
+    view
 }
 
 impl<'f> Machine<'f> {
@@ -326,6 +560,13 @@ impl<'f> Machine<'f> {
                     .collect::<E<Vec<_>>>()?,
             ),
             Expr::Randn => Val::S(self.rng.normal() * self.noise_scale),
+            Expr::Tensor(op, xs) => {
+                let vals = xs
+                    .iter()
+                    .map(|a| self.eval(f, a, state, args))
+                    .collect::<E<Vec<_>>>()?;
+                tensor_op(op, vals).map_err(EvalError)?
+            }
         })
     }
 

@@ -48,6 +48,14 @@ impl Val {
         }
     }
 
+    /// The value with its tensor in standard (row-major, contiguous) layout.
+    pub fn standard(self) -> Val {
+        match self {
+            Val::T(a) if !a.is_standard_layout() => Val::T(a.as_standard_layout().into_owned()),
+            v => v,
+        }
+    }
+
     /// Applies `f` element-wise.
     pub fn map(self, f: impl Fn(f64) -> f64) -> Val {
         match self {

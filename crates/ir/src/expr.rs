@@ -160,6 +160,64 @@ pub enum Expr {
     Mode(u32, Vec<Expr>),
     /// A standard normal sample.
     Randn,
+    /// A tensor operation (see [`TensorOp`]) of its arguments.
+    Tensor(TensorOp, Vec<Expr>),
+}
+
+/// One axis of a slice `x[…]`: an index (an Int argument, dropping the axis) or a static
+/// half-open range `lo..hi` (keeping the axis with `hi - lo` elements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sel {
+    /// `i`: the next Int argument selects one element along this axis.
+    At,
+    /// `lo..hi`.
+    Range(u64, u64),
+}
+
+/// Tensor operations beyond element-wise arithmetic, `@`, `sum`, `norm` and `dot`.
+///
+/// Every reduction inside them (the sums of `mean`, `softmax` and `logsumexp`) adds its
+/// terms in the shared order of [`crate::numeric::reduce_sum`]. Static sizes and bounds are
+/// part of the operation; the shapes of the arguments are those the checker gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TensorOp {
+    /// `transpose(m)`: `Real[m, n]` to `Real[n, m]`. One argument.
+    Transpose,
+    /// `mean(x)`: the sum of the elements (in the reduction order) over their number.
+    Mean,
+    /// `max(x)`: the largest element, `f64::max` folded from the first element (NaNs are
+    /// skipped unless every element is NaN).
+    MaxAll,
+    /// `min(x)`: the smallest element, as [`TensorOp::MaxAll`].
+    MinAll,
+    /// `argmax(x)` of a vector: the index of the first element equal to `max(x)` (ties go to
+    /// the lowest index; 0 if every element is NaN). An Int.
+    Argmax,
+    /// `argmin(x)`: as [`TensorOp::Argmax`] with `min(x)`.
+    Argmin,
+    /// `outer(a, b)`: `Real[m]` and `Real[n]` to the `Real[m, n]` of `a[i] * b[j]`.
+    Outer,
+    /// `softmax(x)` of a vector: `exp(x[i] - max(x)) / s` with `s` the reduction-order sum of
+    /// the numerators (subtracting the max first keeps `exp` from overflowing).
+    Softmax,
+    /// `logsumexp(x)` of a vector: `m + log(s)` with `m = max(x)` and `s` the reduction-order
+    /// sum of `exp(x[i] - m)`; `m` itself when `m` is infinite.
+    LogSumExp,
+    /// `one_hot(k, n)`: the `Real[n]` that is 1 at the Int argument `k` and 0 elsewhere; `k`
+    /// outside `0..n` is a run-time error.
+    OneHot(u64),
+    /// `x[sels]`: the first argument is the tensor, then one Int argument per [`Sel::At`].
+    /// Axes after the selected ones are kept whole.
+    Slice(Vec<Sel>),
+    /// The adjoint of [`TensorOp::Slice`]: the tensor of the given shape that is zero except
+    /// at the selected place, which holds the first argument (a scalar fills the place). The
+    /// Int arguments of the `Sel::At` axes follow.
+    Embed(Vec<Sel>, Vec<u64>),
+    /// A scalar broadcast to a tensor of the given shape.
+    Fill(Vec<u64>),
+    /// Element-wise `if c then a else b` with arguments `c`, `a`, `b` (a scalar `a` or `b`
+    /// broadcasts; a scalar `c` selects the whole of `a` or `b`).
+    Select,
 }
 
 impl Expr {
@@ -175,7 +233,7 @@ impl Expr {
             Expr::Un(_, a) | Expr::Reduce(_, a) => a.has_randn(),
             Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => a.has_randn() || b.has_randn(),
             Expr::If(a, b, c) => a.has_randn() || b.has_randn() || c.has_randn(),
-            Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => {
+            Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) | Expr::Tensor(_, xs) => {
                 xs.iter().any(Expr::has_randn)
             }
             Expr::Index(a, xs) => a.has_randn() || xs.iter().any(Expr::has_randn),

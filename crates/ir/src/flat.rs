@@ -156,6 +156,51 @@ pub fn eval_index(e: &Expr, loops: &[i64]) -> Option<i64> {
     })
 }
 
+/// For each fn of the program: does its body (or a fn it calls) read a signal (an input,
+/// a let or an inner box's output) of the frame it is called in? User fns never do; the
+/// let-like temporaries that `grad` expands into do.
+pub fn body_reads_signals(p: &Program) -> Vec<bool> {
+    fn reads(x: &Expr, p: &Program, memo: &mut Vec<Option<bool>>) -> bool {
+        match x {
+            Expr::Input(_) | Expr::Let(_) | Expr::BoxOut { .. } => true,
+            Expr::Call(f, xs) => {
+                xs.iter().any(|a| reads(a, p, memo)) || fn_reads(*f as usize, p, memo)
+            }
+            Expr::Un(_, a) | Expr::Reduce(_, a) => reads(a, p, memo),
+            Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => reads(a, p, memo) || reads(b, p, memo),
+            Expr::If(a, b, c) => reads(a, p, memo) || reads(b, p, memo) || reads(c, p, memo),
+            Expr::Array(xs) | Expr::Mode(_, xs) | Expr::Tensor(_, xs) => {
+                xs.iter().any(|a| reads(a, p, memo))
+            }
+            Expr::Index(a, xs) => reads(a, p, memo) || xs.iter().any(|i| reads(i, p, memo)),
+            Expr::Const(_)
+            | Expr::Param(_)
+            | Expr::State(_)
+            | Expr::Loop(_)
+            | Expr::Arg(_)
+            | Expr::Time
+            | Expr::Randn => false,
+        }
+    }
+    fn fn_reads(f: usize, p: &Program, memo: &mut Vec<Option<bool>>) -> bool {
+        match memo.get(f) {
+            Some(Some(v)) => *v,
+            Some(None) => {
+                // Mark first: fns are not recursive, but a cycle must not loop.
+                memo[f] = Some(false);
+                let v = reads(&p.fns[f].body, p, memo);
+                memo[f] = Some(v);
+                v
+            }
+            None => false,
+        }
+    }
+    let mut memo = vec![None; p.fns.len()];
+    (0..p.fns.len())
+        .map(|f| fn_reads(f, p, &mut memo))
+        .collect()
+}
+
 /// Flattens a program.
 pub fn flatten(program: Program) -> Result<Flat, Box<Diagnostic>> {
     let mut f = Flat {
@@ -266,9 +311,11 @@ impl Flat {
         id
     }
 
-    /// Signal slots an expression reads in element `e` of group `g`.
+    /// Signal slots an expression reads in element `e` of group `g`. `fns` says which fn
+    /// bodies read signals themselves (see [`body_reads_signals`]).
     fn reads(
         &self,
+        fns: &[bool],
         g: u32,
         e: u64,
         x: &Expr,
@@ -304,28 +351,39 @@ impl Flat {
                 let ce = e * bx.count.unwrap_or(1) + k;
                 out.push(c.sig(ce, c.out_off[*port as usize]));
                 if let Some(i) = index {
-                    self.reads(g, e, i, loops, out)?;
+                    self.reads(fns, g, e, i, loops, out)?;
                 }
             }
-            Expr::Un(_, a) | Expr::Reduce(_, a) => self.reads(g, e, a, loops, out)?,
+            Expr::Un(_, a) | Expr::Reduce(_, a) => self.reads(fns, g, e, a, loops, out)?,
             Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => {
-                self.reads(g, e, a, loops, out)?;
-                self.reads(g, e, b, loops, out)?;
+                self.reads(fns, g, e, a, loops, out)?;
+                self.reads(fns, g, e, b, loops, out)?;
             }
             Expr::If(a, b, c) => {
-                self.reads(g, e, a, loops, out)?;
-                self.reads(g, e, b, loops, out)?;
-                self.reads(g, e, c, loops, out)?;
+                self.reads(fns, g, e, a, loops, out)?;
+                self.reads(fns, g, e, b, loops, out)?;
+                self.reads(fns, g, e, c, loops, out)?;
             }
-            Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) => {
+            Expr::Call(f, xs) => {
                 for a in xs {
-                    self.reads(g, e, a, loops, out)?;
+                    self.reads(fns, g, e, a, loops, out)?;
+                }
+                // A body runs in its caller's frame; the let-like temporaries of `grad`
+                // read the caller's signals there.
+                if fns.get(*f as usize).copied().unwrap_or(false) {
+                    let body = &self.program.fns[*f as usize].body;
+                    self.reads(fns, g, e, body, loops, out)?;
+                }
+            }
+            Expr::Array(xs) | Expr::Mode(_, xs) | Expr::Tensor(_, xs) => {
+                for a in xs {
+                    self.reads(fns, g, e, a, loops, out)?;
                 }
             }
             Expr::Index(a, xs) => {
-                self.reads(g, e, a, loops, out)?;
+                self.reads(fns, g, e, a, loops, out)?;
                 for i in xs {
-                    self.reads(g, e, i, loops, out)?;
+                    self.reads(fns, g, e, i, loops, out)?;
                 }
             }
             Expr::Const(_)
@@ -399,6 +457,7 @@ impl Flat {
             reads: Vec<usize>,
         }
         let mut prods: Vec<Prod> = Vec::new();
+        let body_reads = body_reads_signals(&self.program);
         for (gi, grp) in self.groups.iter().enumerate() {
             let g = gi as u32;
             let sys = &self.program.systems[grp.system as usize];
@@ -410,7 +469,7 @@ impl Flat {
                 };
                 for (l, (_, x)) in sys.lets.iter().enumerate() {
                     let mut r = vec![];
-                    self.reads(g, e, x, &[], &mut r)?;
+                    self.reads(&body_reads, g, e, x, &[], &mut r)?;
                     prods.push(Prod {
                         kind: OpKind::Let(g, l as u32),
                         item: item.clone(),
@@ -422,7 +481,7 @@ impl Flat {
                     Readout::Ports(xs) => {
                         for (p, x) in xs.iter().enumerate() {
                             let mut r = vec![];
-                            self.reads(g, e, x, &[], &mut r)?;
+                            self.reads(&body_reads, g, e, x, &[], &mut r)?;
                             prods.push(Prod {
                                 kind: OpKind::Out(g, p as u32),
                                 item: item.clone(),
@@ -433,7 +492,7 @@ impl Flat {
                     }
                     Readout::Mode(x, _, _) => {
                         let mut r = vec![];
-                        self.reads(g, e, x, &[], &mut r)?;
+                        self.reads(&body_reads, g, e, x, &[], &mut r)?;
                         let mut w: Vec<usize> =
                             grp.out_off.iter().map(|o| grp.sig(e, *o)).collect();
                         w.push(grp.sig(e, grp.mode_off.expect("mode slot")));
@@ -449,7 +508,7 @@ impl Flat {
                     let child = &self.groups[grp.children[w.b as usize] as usize];
                     for (loops, target) in self.wire_items(g, e, w)? {
                         let mut r = vec![];
-                        self.reads(g, e, &w.value, &loops, &mut r)?;
+                        self.reads(&body_reads, g, e, &w.value, &loops, &mut r)?;
                         prods.push(Prod {
                             kind: OpKind::Wire(g, wi as u32),
                             item: Item {

@@ -2,6 +2,7 @@
 //! expressions (`system`, `expr`), built from the checker's output by `lower`, and its
 //! flattening into one step program over a state vector (`flat`).
 
+pub mod ad;
 pub mod expr;
 pub mod flat;
 pub mod lower;

@@ -4,7 +4,8 @@
 //! input, size parameter, then module level); Int values used where Reals are expected get
 //! an explicit `ToReal`; `match` becomes a chain of `if`s.
 
-use crate::expr::{Bin, Expr, Num, Reduce, Un};
+use crate::ad;
+use crate::expr::{Bin, Expr, Num, Reduce, Sel, TensorOp, Un};
 use crate::system::*;
 use dyn_check::Checked;
 use dyn_check::checker::{Binding, ItemId};
@@ -75,7 +76,8 @@ struct Lowerer<'a> {
     systems: Vec<System>,
     by_sig: HashMap<(ItemId, Vec<(String, u64)>), u32>,
     fns: Vec<Function>,
-    fn_ids: HashMap<ItemId, u32>,
+    /// Fns lowered so far, one per size instantiation.
+    fn_ids: HashMap<(ItemId, Vec<(String, u64)>), u32>,
     /// Loops enclosing the wire being lowered.
     loops: Vec<(String, Expr, Expr)>,
 }
@@ -95,6 +97,78 @@ struct Scope {
     args: Vec<String>,
     modes: Vec<(String, Vec<String>)>,
     outputs: Vec<String>,
+    /// Types of params, states and inputs by index (for `grad`).
+    param_tys: Vec<Ty>,
+    state_tys: Vec<Ty>,
+    input_tys: Vec<Ty>,
+    /// Lets lowered so far: type and definition (for `grad`).
+    let_defs: Vec<(Ty, Expr)>,
+    /// Types of a fn's arguments, size arguments included (for `grad`).
+    arg_tys: Vec<Ty>,
+}
+
+/// What `grad` sees of the context it is expanded in.
+struct AdCx<'a> {
+    sc: &'a Scope,
+    fns: &'a [Function],
+}
+
+impl ad::Context for AdCx<'_> {
+    fn leaf(&self, x: &Expr) -> Option<(Shape, Kind)> {
+        let of = |t: &Ty| shape_of(t, Span::default()).ok().map(|s| (s, kind_of(t)));
+        let sc = self.sc;
+        match x {
+            Expr::Param(i) => of(sc.param_tys.get(*i as usize)?),
+            Expr::State(i) => of(sc.state_tys.get(*i as usize)?),
+            Expr::Input(i) => of(sc.input_tys.get(*i as usize)?),
+            Expr::Let(i) => of(&sc.let_defs.get(*i as usize)?.0),
+            Expr::Arg(i) => of(sc.arg_tys.get(*i as usize)?),
+            Expr::BoxOut { b, port, .. } => {
+                let outs = sc.boxes.get(*b as usize)?.1.iface.all_outs();
+                of(&outs.get(*port as usize)?.0.ty)
+            }
+            Expr::Loop(_) => Some((vec![], Kind::Int)),
+            Expr::Time => Some((vec![], Kind::Real)),
+            _ => None,
+        }
+    }
+    fn let_def(&self, i: u32) -> Option<&Expr> {
+        self.sc.let_defs.get(i as usize).map(|d| &d.1)
+    }
+    fn fn_body(&self, f: u32) -> Option<&Expr> {
+        self.fns.get(f as usize).map(|f| &f.body)
+    }
+    fn next_fn(&self) -> u32 {
+        self.fns.len() as u32
+    }
+}
+
+/// `t` with the size parameters bound in `sizes` replaced by their values.
+fn subst_sizes(t: Ty, sizes: &HashMap<String, u64>) -> Ty {
+    match t {
+        Ty::Tensor(el, dims) => Ty::Tensor(
+            el,
+            dims.into_iter()
+                .map(|d| match d {
+                    Dim::Param(p) => match sizes.get(&p) {
+                        Some(n) => Dim::Known(*n),
+                        None => Dim::Param(p),
+                    },
+                    k => k,
+                })
+                .collect(),
+        ),
+        t => t,
+    }
+}
+
+/// The Real version of a numeric type (Int arguments of Real parameters are converted).
+fn as_real(t: Ty) -> Ty {
+    match t {
+        Ty::Int | Ty::Fin(_) => Ty::Real,
+        Ty::Tensor(Elem::Int, d) => Ty::Tensor(Elem::Real, d),
+        t => t,
+    }
 }
 
 fn pos(v: &[String], n: &str) -> Option<u32> {
@@ -133,6 +207,9 @@ impl<'a> Lowerer<'a> {
                 .map(|b| (b.name.clone(), b.sys.clone()))
                 .collect(),
             sizes: sig.sizes.clone(),
+            param_tys: sig.params.iter().map(|p| p.ty.clone()).collect(),
+            state_tys: sig.states.iter().map(|s| s.1.clone()).collect(),
+            input_tys: ins.iter().map(|(p, _)| p.ty.clone()).collect(),
             modes: if iface.moded {
                 iface
                     .modes
@@ -197,7 +274,21 @@ impl<'a> Lowerer<'a> {
             wires: vec![],
         };
         let mut own_time = TimeKind::Stateless;
-        for it in &def.body {
+        // Declarations first (params, states, boxes, lets in order), so that every let is
+        // lowered before anything that may differentiate through it with `grad`.
+        let decl = |it: &ast::SysItem| {
+            matches!(
+                it.kind,
+                SysItemKind::Param { .. }
+                    | SysItemKind::State { .. }
+                    | SysItemKind::Let { .. }
+                    | SysItemKind::Box { .. }
+            )
+        };
+        for it in def.body.iter().filter(|it| decl(it)) {
+            self.body_item(&mut sc, &mut sys, sig, it, &mut own_time)?;
+        }
+        for it in def.body.iter().filter(|it| !decl(it)) {
             self.body_item(&mut sc, &mut sys, sig, it, &mut own_time)?;
         }
         sys.time = own_time;
@@ -257,6 +348,7 @@ impl<'a> Lowerer<'a> {
             SysItemKind::Let { name, value, .. } => {
                 let t = self.ty(sc, value);
                 let v = self.expr(sc, value, None)?;
+                sc.let_defs.push((t.clone(), v.clone()));
                 sys.lets.push((
                     Slot {
                         name: name.name.clone(),
@@ -431,11 +523,29 @@ fn num_of(k: Kind) -> Num {
 impl<'a> Lowerer<'a> {
     /// The checker's type of `e` in the scope's context.
     fn ty(&self, sc: &Scope, e: &ast::Expr) -> Ty {
-        self.checked
+        let t = self
+            .checked
             .typeck
             .get(sc.ctx, e)
             .cloned()
-            .unwrap_or(Ty::Error)
+            .unwrap_or(Ty::Error);
+        if sc.sizes.is_empty() {
+            t
+        } else {
+            subst_sizes(t, &sc.sizes)
+        }
+    }
+
+    /// A compile-time natural (a slice bound): lowered and evaluated.
+    fn const_nat(&mut self, sc: &Scope, e: &ast::Expr) -> R<u64> {
+        let x = self.expr(sc, e, None)?;
+        match crate::flat::eval_index(&x, &[]) {
+            Some(v) if v >= 0 => Ok(v as u64),
+            _ => Err(unsupported(
+                e.span,
+                "a slice bound not known at compile time",
+            )),
+        }
     }
 
     /// Lowers `e`, converting to Real when `want` holds Reals and `e` holds integers.
@@ -610,6 +720,34 @@ impl<'a> Lowerer<'a> {
                 }
                 _ => return Err(unsupported(e.span, "field access on a record")),
             },
+            ExprKind::Index(base, idx)
+                if idx.iter().any(|i| matches!(i.kind, ExprKind::Range(..))) =>
+            {
+                let shape = shape_of(&self.ty(sc, base), base.span)?;
+                let mut args = vec![self.expr(sc, base, None)?];
+                let mut sels = Vec::new();
+                for (k, i) in idx.iter().enumerate() {
+                    match &i.kind {
+                        ExprKind::Range(lo, hi) => {
+                            let lo = match lo {
+                                Some(b) => self.const_nat(sc, b)?,
+                                None => 0,
+                            };
+                            let hi = match hi {
+                                Some(b) => self.const_nat(sc, b)?,
+                                None => shape.get(k).copied().unwrap_or(0),
+                            };
+                            sels.push(Sel::Range(lo, hi));
+                        }
+                        _ => {
+                            sels.push(Sel::At);
+                            args.push(self.expr(sc, i, None)?);
+                        }
+                    }
+                }
+                Expr::Tensor(TensorOp::Slice(sels), args)
+            }
+            ExprKind::Range(..) => return Err(unsupported(e.span, "a range outside a slice")),
             ExprKind::Index(base, idx) => {
                 let b = self.expr(sc, base, None)?;
                 let is = idx
@@ -778,21 +916,16 @@ impl<'a> Lowerer<'a> {
         if let Some(Binding::Item(id)) = self.checked.scopes[module].get(&name.name).copied()
             && let ItemKind::Fn(def) = &self.item(id).kind
         {
-            let fid = self.function(id)?;
-            // Declared parameter types come from the fn's own context.
-            let fctx = self.checked.fn_ctx.get(&id).copied().unwrap_or(0);
             let mut vals = Vec::new();
+            let mut arg_tys = Vec::new();
             let mut sizes: HashMap<String, u64> = HashMap::new();
             for ((_, pt), a) in def.params.iter().zip(args) {
                 let at = self.ty(sc, &a.value);
                 let real = matches!(&pt.kind, ast::TypeKind::Named(p) if p[0].name == "Real")
                     || matches!(&pt.kind, ast::TypeKind::Tensor(p, _) if p[0].name == "Real");
                 let v = self.expr(sc, &a.value, None)?;
-                vals.push(if real && kind_of(&at) != Kind::Real {
-                    to_real(v)
-                } else {
-                    v
-                });
+                let convert = real && kind_of(&at) != Kind::Real;
+                vals.push(if convert { to_real(v) } else { v });
                 if let (ast::TypeKind::Tensor(_, dims), Ty::Tensor(_, ad)) = (&pt.kind, &at) {
                     for (d, a) in dims.iter().zip(ad) {
                         if let (ExprKind::Var(n), Dim::Known(k)) = (&d.kind, a) {
@@ -800,11 +933,13 @@ impl<'a> Lowerer<'a> {
                         }
                     }
                 }
+                arg_tys.push(if convert { as_real(at) } else { at });
             }
-            let _ = fctx;
             for s in &def.sizes {
                 vals.push(Expr::Const(sizes.get(&s.name).copied().unwrap_or(0) as f64));
+                arg_tys.push(Ty::Int);
             }
+            let fid = self.function(id, &sizes, arg_tys)?;
             return Ok(Expr::Call(fid, vals));
         }
         let arg = |l: &mut Self, i: usize, want: Option<&Ty>| l.expr(sc, &args[i].value, want);
@@ -838,6 +973,39 @@ impl<'a> Lowerer<'a> {
             return Ok(Expr::Un(u, Box::new(arg(self, 0, want)?)));
         }
         Ok(match name.name.as_str() {
+            "grad" => return self.grad(sc, args, span),
+            "min" | "max" if args.len() == 1 => {
+                let op = if name.name == "max" {
+                    TensorOp::MaxAll
+                } else {
+                    TensorOp::MinAll
+                };
+                Expr::Tensor(op, vec![arg(self, 0, None)?])
+            }
+            "transpose" => Expr::Tensor(TensorOp::Transpose, vec![arg(self, 0, None)?]),
+            "mean" => Expr::Tensor(TensorOp::Mean, vec![arg(self, 0, Some(&real))?]),
+            "softmax" => Expr::Tensor(TensorOp::Softmax, vec![arg(self, 0, Some(&real))?]),
+            "logsumexp" => Expr::Tensor(TensorOp::LogSumExp, vec![arg(self, 0, Some(&real))?]),
+            "argmax" => Expr::Tensor(TensorOp::Argmax, vec![arg(self, 0, None)?]),
+            "argmin" => Expr::Tensor(TensorOp::Argmin, vec![arg(self, 0, None)?]),
+            "outer" => {
+                let want = if kind_of(t) == Kind::Real {
+                    Some(&real)
+                } else {
+                    None
+                };
+                Expr::Tensor(
+                    TensorOp::Outer,
+                    vec![arg(self, 0, want)?, arg(self, 1, want)?],
+                )
+            }
+            "one_hot" => {
+                let n = match shape_of(t, span)?.as_slice() {
+                    [n] => *n,
+                    _ => return Err(unsupported(span, "this `one_hot`")),
+                };
+                Expr::Tensor(TensorOp::OneHot(n), vec![arg(self, 0, None)?])
+            }
             "min" | "max" | "pow" | "atan2" => {
                 let k = kind_of(t);
                 let want = if k == Kind::Real { Some(&real) } else { None };
@@ -861,8 +1029,42 @@ impl<'a> Lowerer<'a> {
         })
     }
 
-    fn function(&mut self, id: ItemId) -> R<u32> {
-        if let Some(&f) = self.fn_ids.get(&id) {
+    /// The fn `id` instantiated with `sizes` (lowered on first use); `arg_tys` are the types
+    /// of its arguments in that instantiation.
+    /// `grad(expr, wrt)`, expanded by reverse-mode differentiation (see [`crate::ad`]).
+    fn grad(&mut self, sc: &Scope, args: &[ast::Arg], span: Span) -> R<Expr> {
+        let (Some(e), Some(w)) = (args.first(), args.get(1)) else {
+            return Err(unsupported(span, "this `grad`"));
+        };
+        let ExprKind::Var(wn) = &w.value.kind else {
+            return Err(unsupported(span, "this `grad`"));
+        };
+        let x = self.expr(sc, &e.value, Some(&Ty::Real))?;
+        let wrt = self.var(sc, wn)?;
+        let cx = AdCx { sc, fns: &self.fns };
+        let exp = ad::grad(&x, &wrt, &cx).map_err(|er| {
+            Box::new(
+                Diagnostic::new(
+                    codes::BAD_GRAD,
+                    span,
+                    format!(
+                        "cannot differentiate with respect to `{}`: {}",
+                        wn.name, er.0
+                    ),
+                )
+                .label("this `grad`")
+                .hint("see `dyn explain E0027`"),
+            )
+        })?;
+        self.fns.extend(exp.fns);
+        Ok(exp.expr)
+    }
+
+    fn function(&mut self, id: ItemId, sizes: &HashMap<String, u64>, arg_tys: Vec<Ty>) -> R<u32> {
+        let mut key: Vec<(String, u64)> = sizes.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        key.sort();
+        let key = (id, key);
+        if let Some(&f) = self.fn_ids.get(&key) {
             return Ok(f);
         }
         let ItemKind::Fn(def) = &self.item(id).kind else {
@@ -875,6 +1077,8 @@ impl<'a> Lowerer<'a> {
             module: id.module,
             ctx,
             args: args.clone(),
+            sizes: sizes.clone(),
+            arg_tys,
             ..Scope::default()
         };
         let ret_real = matches!(&def.ret.kind, ast::TypeKind::Named(p) if p[0].name == "Real")
@@ -890,7 +1094,7 @@ impl<'a> Lowerer<'a> {
             arity: args.len() as u32,
             body,
         });
-        self.fn_ids.insert(id, f);
+        self.fn_ids.insert(key, f);
         Ok(f)
     }
 }

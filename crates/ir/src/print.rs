@@ -1,6 +1,6 @@
 //! Readable text of the IR (`dyn ir`) and of the flattened program (`dyn ir --flat`).
 
-use crate::expr::{Bin, Expr, Reduce, Un};
+use crate::expr::{Bin, Expr, Reduce, Sel, TensorOp, Un};
 use crate::flat::{Flat, OpKind};
 use crate::system::{Program, Readout, System};
 use std::fmt::Write;
@@ -93,6 +93,45 @@ pub fn expr(p: &Program, s: &System, x: &Expr) -> String {
             xs.iter().map(e).collect::<Vec<_>>().join(", ")
         ),
         Expr::Randn => "randn()".into(),
+        Expr::Tensor(op, xs) => tensor(op, &xs.iter().map(e).collect::<Vec<_>>()),
+    }
+}
+
+/// `x[2..5, i]`: the selections with the printed Int arguments of the `At` axes.
+fn sels(sel: &[Sel], idx: &[String]) -> String {
+    let mut k = 0;
+    let parts: Vec<String> = sel
+        .iter()
+        .map(|s| match s {
+            Sel::At => {
+                k += 1;
+                idx.get(k - 1).cloned().unwrap_or_else(|| "?".into())
+            }
+            Sel::Range(lo, hi) => format!("{lo}..{hi}"),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn tensor(op: &TensorOp, a: &[String]) -> String {
+    let all = a.join(", ");
+    let first = a.first().cloned().unwrap_or_default();
+    let rest = a.get(1..).unwrap_or(&[]);
+    match op {
+        TensorOp::Transpose => format!("transpose({all})"),
+        TensorOp::Mean => format!("mean({all})"),
+        TensorOp::MaxAll => format!("max({all})"),
+        TensorOp::MinAll => format!("min({all})"),
+        TensorOp::Argmax => format!("argmax({all})"),
+        TensorOp::Argmin => format!("argmin({all})"),
+        TensorOp::Outer => format!("outer({all})"),
+        TensorOp::Softmax => format!("softmax({all})"),
+        TensorOp::LogSumExp => format!("logsumexp({all})"),
+        TensorOp::OneHot(n) => format!("one_hot({all}, {n})"),
+        TensorOp::Slice(sel) => format!("{first}{}", sels(sel, rest)),
+        TensorOp::Embed(sel, sh) => format!("embed{sh:?}({first} at {})", sels(sel, rest)),
+        TensorOp::Fill(sh) => format!("fill{sh:?}({all})"),
+        TensorOp::Select => format!("select({all})"),
     }
 }
 

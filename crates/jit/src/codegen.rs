@@ -45,6 +45,7 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             Expr::Reduce(_, a) => ok(a),
             Expr::Dot(a, b) => ok(a).and(ok(b)),
             Expr::Mode(..) => Err("mode values".into()),
+            Expr::Tensor(..) => Err("tensor operations".into()),
             Expr::Un(_, a) => ok(a),
             Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
             // Both branches are computed and one selected: a `randn()` there would draw twice.
@@ -677,7 +678,7 @@ impl<'a> Gen<'a> {
                 let p = self.ptr_of(b, c, f, x);
                 b.ins().load(F64, mem(), p, 0)
             }
-            Expr::Mode(..) => unreachable!("rejected by `supported`"),
+            Expr::Mode(..) | Expr::Tensor(..) => unreachable!("rejected by `supported`"),
         }
     }
 

@@ -607,8 +607,10 @@ pub enum ExprKind {
     Var(Ident),
     /// `e.field` (also `box.port`, `module.item`).
     Field(Box<Expr>, Ident),
-    /// `e[i, j]`.
+    /// `e[i, j]`; an item may be a [`ExprKind::Range`] (a slice `x[2..5]`, `m[.., j]`).
     Index(Box<Expr>, Vec<Expr>),
+    /// `lo..hi` with either bound optional: only inside the brackets of an index.
+    Range(Option<Box<Expr>>, Option<Box<Expr>>),
     /// `f(args)`.
     Call(Box<Expr>, Vec<Arg>),
     /// Unary operation.

@@ -958,6 +958,11 @@ impl<'m> Walker<'m> {
                 }
             }
             ExprKind::Unary(_, a) => self.expr(a),
+            ExprKind::Range(lo, hi) => {
+                for b in [lo, hi].into_iter().flatten() {
+                    self.expr(b);
+                }
+            }
             ExprKind::Binary(_, a, b) => {
                 self.expr(a);
                 self.expr(b);
