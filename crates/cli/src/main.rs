@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 when clean, 1 when a checked file has errors, 2 for usage or I/O errors.
 
+mod build;
 mod plot;
 mod run;
 
@@ -40,6 +41,9 @@ enum Command {
     },
     /// Run a model: its `run` block, overridden by flags; the trace is CSV.
     Run(Box<run::RunArgs>),
+    /// Compile a model ahead of time: an executable that runs its `run` block (or, with
+    /// --lib, a shared library and its C header).
+    Build(Box<build::BuildArgs>),
     /// Print the IR of nested systems (or, with --flat, the flattened step program).
     Ir {
         /// The file.
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Lsp => lsp(),
         Command::Repl { files } => ExitCode::from(dyn_repl::main(&files)),
         Command::Run(a) => run::run(&a, use_color(Color::Auto)),
+        Command::Build(a) => build::build(&a, use_color(Color::Auto)),
         Command::Ir { file, system, flat } => {
             run::ir(&file, system.as_deref(), flat, use_color(Color::Auto))
         }

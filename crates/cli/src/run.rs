@@ -101,7 +101,7 @@ fn path_text(e: &dyn_syntax::ast::Expr) -> Option<String> {
 }
 
 /// Applies a `run` block's settings to a spec.
-fn apply_block(spec: &mut RunSpec, r: &RunDef) -> Result<(), Box<Diagnostic>> {
+pub(crate) fn apply_block(spec: &mut RunSpec, r: &RunDef) -> Result<(), Box<Diagnostic>> {
     for it in &r.items {
         match it {
             RunItem::Setting { key, values, .. } => match key.name.as_str() {
@@ -146,7 +146,7 @@ fn apply_block(spec: &mut RunSpec, r: &RunDef) -> Result<(), Box<Diagnostic>> {
     Ok(())
 }
 
-fn parse_method(s: &str) -> Option<Method> {
+pub(crate) fn parse_method(s: &str) -> Option<Method> {
     match s {
         "euler" => Some(Method::Euler),
         "rk4" => Some(Method::Rk4),
@@ -156,7 +156,7 @@ fn parse_method(s: &str) -> Option<Method> {
 }
 
 /// Checks a file and returns it, printing diagnostics; `None` (exit code set) on errors.
-fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
+pub(crate) fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
@@ -185,7 +185,7 @@ fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCode> {
 }
 
 /// Chooses the system to run and the run block that goes with it.
-fn target<'c>(
+pub(crate) fn target<'c>(
     checked: &'c Checked,
     system: Option<&str>,
 ) -> Result<
