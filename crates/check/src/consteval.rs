@@ -139,6 +139,13 @@ pub fn eval(env: &mut dyn ConstEnv, e: &Expr) -> Result<Value, NotConst> {
                 )
             })
         }
+        // Reported where it is written (a range outside a slice).
+        ExprKind::Range(..) => Err(NotConst {
+            span: e.span,
+            why: String::new(),
+            quiet: true,
+            arith: false,
+        }),
         _ => Err(nc(e.span, "is not a compile-time scalar")),
     }
 }

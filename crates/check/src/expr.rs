@@ -722,7 +722,7 @@ impl Checker<'_> {
                     ),
                 )
                 .label(format!("slices {}", Ty::Tensor(el, dims.clone())))
-                .with(base.span, format!("this has {} axes", dims.len()))
+                .with(base.span, format!("this has {}", axes(dims.len())))
                 .hint("give at most one item (an index or a range) per axis"),
             );
             ok = false;
@@ -779,7 +779,8 @@ impl Checker<'_> {
                             .with(
                                 base.span,
                                 format!("this is {}", Ty::Tensor(el, dims.clone())),
-                            ),
+                            )
+                            .hint("`x[lo..hi]` keeps the elements lo to hi - 1; leave a bound out to run to an end of the axis (`x[lo..]`, `x[..hi]`)"),
                         );
                         ok = false;
                     } else if l >= hv {
@@ -1119,7 +1120,7 @@ impl Checker<'_> {
             )
             .label(format!("this is {t}"))
             .hint(match t {
-                Ty::Tensor(_, d) => format!("this tensor has {} axes", d.len()),
+                Ty::Tensor(_, d) => format!("this tensor has {}", axes(d.len())),
                 _ => "this is not a tensor".to_string(),
             }),
         );
@@ -1410,6 +1411,13 @@ impl Checker<'_> {
                 }
                 let sizes = env.sizes();
                 let n_arg = &args[1].value;
+                if let ExprKind::Var(v) = &n_arg.kind
+                    && !sizes.symbolic.contains(&v.name)
+                    && !sizes.bound.contains_key(&v.name)
+                {
+                    // A param here is an error below, not an unused param.
+                    let _ = env.lookup(self, v);
+                }
                 let dim = self.size(n_arg, &sizes);
                 match dim {
                     Some(Dim::Known(0)) => {
@@ -1845,6 +1853,15 @@ impl Checker<'_> {
                 .hint("give every field a value"),
             );
         }
+    }
+}
+
+/// "1 axis", "2 axes".
+fn axes(n: usize) -> String {
+    if n == 1 {
+        "1 axis".to_string()
+    } else {
+        format!("{n} axes")
     }
 }
 

@@ -160,6 +160,69 @@ fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBui
     b.seal_block(exit);
 }
 
+/// `o[i] = x[i] + coef * k[i]` for the first `2 * pairs` slots, two lanes at a time, and
+/// the finite-check flags of the new values OR-ed into one i64 (bit 63 set when one is NaN
+/// or infinite; see `emit`).
+fn axpy2(
+    b: &mut FunctionBuilder,
+    x: Value,
+    k: Value,
+    o: Value,
+    coef: Value,
+    pairs: usize,
+) -> Value {
+    const F64X2: types::Type = types::F64X2;
+    const I64X2: types::Type = types::I64X2;
+    let c2 = b.ins().splat(F64X2, coef);
+    let exp = b.ins().iconst(I64, 0x7ff0_0000_0000_0000u64 as i64);
+    let exp2 = b.ins().splat(I64X2, exp);
+    let one = b.ins().iconst(I64, 0x0010_0000_0000_0000u64 as i64);
+    let one2 = b.ins().splat(I64X2, one);
+    let zero = b.ins().iconst(I64, 0);
+    let zero2 = b.ins().splat(I64X2, zero);
+    let accv = b.declare_var(I64X2);
+    b.def_var(accv, zero2);
+    let i = b.declare_var(I64);
+    b.def_var(i, zero);
+    let head = b.create_block();
+    let blk = b.create_block();
+    let exit = b.create_block();
+    b.ins().jump(head, &[]);
+    b.switch_to_block(head);
+    let iv = b.use_var(i);
+    let done = b
+        .ins()
+        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, (2 * pairs) as i64);
+    b.ins().brif(done, exit, &[], blk, &[]);
+    b.switch_to_block(blk);
+    let iv = b.use_var(i);
+    let px = at(b, x, iv);
+    let pk = at(b, k, iv);
+    let po = at(b, o, iv);
+    let xv = b.ins().load(F64X2, mem(), px, 0);
+    let kv = b.ins().load(F64X2, mem(), pk, 0);
+    let m = b.ins().fmul(c2, kv);
+    let v = b.ins().fadd(xv, m);
+    b.ins().store(mem(), v, po, 0);
+    let bits = b.ins().bitcast(I64X2, MemFlagsData::new(), v);
+    let e = b.ins().band(bits, exp2);
+    let f = b.ins().iadd(e, one2);
+    let cur = b.use_var(accv);
+    let nx = b.ins().bor(cur, f);
+    b.def_var(accv, nx);
+    let inext = b.ins().iadd_imm_s(iv, 2);
+    b.def_var(i, inext);
+    b.ins().jump(head, &[]);
+    b.seal_block(blk);
+    b.seal_block(head);
+    b.switch_to_block(exit);
+    b.seal_block(exit);
+    let fin = b.use_var(accv);
+    let l0 = b.ins().extractlane(fin, 0);
+    let l1 = b.ins().extractlane(fin, 1);
+    b.ins().bor(l0, l1)
+}
+
 /// Emits the driver body. `signals` and `updates` are the compiled model functions.
 ///
 /// The state lives in two buffers, the caller's `x` and a scratch one: a step writes the new
@@ -541,6 +604,36 @@ pub fn emit(
             reset_acc(b);
             // dst[i] = x[i] + coef * k[i]
             let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
+                if n > 16 {
+                    // Two lanes at a time (the same operations per element), then the odd one.
+                    let o = match dst {
+                        Some(d) => d,
+                        None => b.use_var(ov),
+                    };
+                    let flags = axpy2(b, x, k, o, coef, n / 2);
+                    if dst.is_none() {
+                        let s0 = b.use_var(acc);
+                        let s1 = b.ins().bor(s0, flags);
+                        b.def_var(acc, s1);
+                    }
+                    if n % 2 == 1 {
+                        let i = b.ins().iconst(I64, (n - 1) as i64);
+                        let px = at(b, x, i);
+                        let xv_ = b.ins().load(F64, mem(), px, 0);
+                        let pk = at(b, k, i);
+                        let kv = b.ins().load(F64, mem(), pk, 0);
+                        let m = b.ins().fmul(coef, kv);
+                        let v = b.ins().fadd(xv_, m);
+                        match dst {
+                            Some(d) => {
+                                let pd = at(b, d, i);
+                                b.ins().store(mem(), v, pd, 0);
+                            }
+                            None => put(b, i, v),
+                        }
+                    }
+                    return;
+                }
                 each(b, n, &mut |b, i| {
                     let px = at(b, x, i);
                     let xv_ = b.ins().load(F64, mem(), px, 0);

@@ -294,9 +294,20 @@ fn define_fn<M: Module>(
         body(module, &mut b, &ps);
         b.finalize(module.target_config());
     }
+    // `DYN_JIT_DUMP=1` prints the generated Cranelift IR (after the frontend, before
+    // optimisation) of every function, `DYN_JIT_DUMP=asm` also the machine code: for looking
+    // at what the code generator emits.
+    if std::env::var_os("DYN_JIT_DUMP").is_some() {
+        eprintln!("; {name}\n{}", ctx.func.display());
+    }
+    let asm = std::env::var("DYN_JIT_DUMP").is_ok_and(|v| v == "asm");
+    ctx.set_disasm(asm);
     module
         .define_function(id, ctx)
         .map_err(|e| err(format!("{name}: {e:?}")))?;
+    if asm && let Some(code) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+        eprintln!("; {name} (machine code)\n{code}");
+    }
     module.clear_context(ctx);
     Ok(id)
 }

@@ -320,6 +320,7 @@ proptest! {
     #[test]
     fn jit_equals_interpreter_with_tensors(
         discrete in any::<bool>(),
+        euler in any::<bool>(),
         n in proptest::sample::select(vec![3usize, 8, 19]),
         dv in vexpr(),
         dw in vexpr(),
@@ -329,7 +330,8 @@ proptest! {
         let spec = if discrete {
             RunSpec { steps: Some(20), every: Some(2.0), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
         } else {
-            RunSpec { method: Method::Rk4, dt: 0.05, until: Some(1.0), every: Some(0.1), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
+            let method = if euler { Method::Euler } else { Method::Rk4 };
+            RunSpec { method, dt: 0.05, until: Some(1.0), every: Some(0.1), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
         };
         let ((ra, a), (rb, b)) = traces(&src, &spec);
         prop_assert!(!a.is_empty());
