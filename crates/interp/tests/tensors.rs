@@ -266,3 +266,64 @@ fn grad_goes_through_lets_states_and_inputs_and_is_zero_where_nothing_depends() 
     // With respect to a let: the let is the variable.
     assert!(close(o["gi"], 2.0 * (0.5f64 * 3.0).tanh(), 1e-15));
 }
+
+#[test]
+fn second_derivatives_fn_bodies_and_wires() {
+    let o = outputs(
+        "fn d(x: Real) -> Real = grad(x * x * x, x)
+         system Inner : { out y: Real  in u: Real } {
+           state s: Real = 0.0
+           out y = s
+           next s = u
+         }
+         system Outer : { out a: Real  out b: Real  out c: Real  out w: Real  out e: Real[2] } {
+           param x: Real = 2.0
+           param v: Real[2] = [1.0, 2.0]
+           state k: Real = 1.5
+           box i: Inner
+           i.u <- grad(k * k * x, k)
+           let g1 = grad(x ^ 3, x)
+           out a = grad(g1, x)
+           out b = grad(grad(sin(x) * x, x), x)
+           out c = grad(d(x), x)
+           out w = i.y
+           out e = grad(grad(sum(v * v * v), v)[0], v)
+           next k = k
+         }",
+        "Outer",
+        1,
+    )
+    .unwrap();
+    assert_eq!(o["a"], 12.0); // (x^3)'' = 6x
+    let x = 2.0f64;
+    assert!(close(o["b"], 2.0 * x.cos() - x * x.sin(), 1e-15));
+    assert_eq!(o["c"], 12.0);
+    assert_eq!(o["w"], 6.0); // 2 k x, through the wire
+    assert_eq!((o["e[0]"], o["e[1]"]), (6.0, 0.0));
+}
+
+#[test]
+fn noise_on_the_way_to_the_variable_is_refused_and_noise_in_a_let_is_a_constant() {
+    let e = outputs(
+        "system T : { out g: Real } {
+           param x: Real = 2.0
+           out g = grad(x * randn(), x)
+         }",
+        "T",
+        0,
+    )
+    .unwrap_err();
+    assert!(e.contains("randn()"), "{e}");
+    let o = outputs(
+        "system T : { out g: Real  out h: Real } {
+           param x: Real = 2.0
+           let n = randn()
+           out g = grad(x * n, x) - n
+           out h = grad(x * x + randn(), x)
+         }",
+        "T",
+        0,
+    )
+    .unwrap();
+    assert_eq!((o["g"], o["h"]), (0.0, 4.0));
+}

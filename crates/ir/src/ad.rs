@@ -63,14 +63,22 @@ pub struct Expansion {
     pub fns: Vec<Function>,
 }
 
-/// Why a `grad` could not be expanded.
+/// Why a `grad` could not be expanded: the reason, and how to fix it if there is a fix.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdError(pub String);
+pub struct AdError(pub String, pub Option<String>);
 
 type R<T> = Result<T, AdError>;
 
 fn err<T>(msg: impl Into<String>) -> R<T> {
-    Err(AdError(msg.into()))
+    Err(AdError(msg.into(), None))
+}
+
+/// `randn()` is on the path from the expression to the variable.
+fn noise<T>() -> R<T> {
+    Err(AdError(
+        "`randn()` lies on the way to the variable: the gradient would draw a different sample than the value".into(),
+        Some("draw the noise in a `let` of its own: `grad` treats the let's value as a constant".into()),
+    ))
 }
 
 /// The most nodes one expansion may build (inlining can multiply an expression).
@@ -857,9 +865,7 @@ impl Ad<'_> {
             }
             Op::Tensor(t) => self.tensor_adjoint(t, n, &args, g, &mut out)?,
             Op::Randn(_) => {
-                return err(
-                    "`randn()` lies on the way to the variable: the gradient would draw a different sample than the value",
-                );
+                return noise();
             }
             Op::Const(_) | Op::Leaf(_) | Op::Mode(_) => {}
         }
@@ -1148,9 +1154,7 @@ impl Ad<'_> {
         let mut seen: BTreeSet<usize> = BTreeSet::from([root]);
         while let Some(n) = stack.pop() {
             if let Op::Randn(_) = self.nodes[n].op {
-                return err(
-                    "`randn()` lies on the way to the variable: the gradient would draw a different sample than the value",
-                );
+                return noise();
             }
             if self.nodes[n].alias.is_some() {
                 continue;
@@ -1202,7 +1206,7 @@ impl Ad<'_> {
         let mut deps: HashMap<usize, BTreeSet<usize>> = HashMap::new();
         for &n in &order {
             let mut d = BTreeSet::new();
-            if !self.nodes[n].alias.is_some() {
+            if self.nodes[n].alias.is_none() {
                 for a in &self.nodes[n].args {
                     if bound.contains(a) || is_arg(*a) {
                         d.insert(*a);
@@ -1272,13 +1276,12 @@ impl Ad<'_> {
             }
             Ok(Expr::Call(base + (k - 1) as u32, xs))
         };
-        for k in 1..=top {
+        for (k, (pass, new)) in calls.iter().enumerate().skip(1) {
             let body = if k == top {
                 self.emit_node(root, &scopes[top], false)?
             } else {
                 call(k + 1)?
             };
-            let (pass, new) = &calls[k];
             fns.push(Function {
                 name: format!("grad_tmp{}", base + (k - 1) as u32),
                 arity: (pass.len() + new.len()) as u32,

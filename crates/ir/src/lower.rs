@@ -1053,7 +1053,7 @@ impl<'a> Lowerer<'a> {
                     ),
                 )
                 .label("this `grad`")
-                .hint("see `dyn explain E0027`"),
+                .hint(er.1.unwrap_or_else(|| "see `dyn explain E0027`".into())),
             )
         })?;
         self.fns.extend(exp.fns);
