@@ -204,6 +204,47 @@ static int shortest_k(double a, int k, char *digits, int *exp10) {
     return 1;
 }
 
+/* Does the decimal m × 10^(e - k + 1) (k digits) read back as `a`? */
+static int reads_back(double a, uint64_t m, int e, int k) {
+    char cand[64];
+    snprintf(cand, sizeof cand, "%llue%d", (unsigned long long)m, e - (k - 1));
+    return strtod(cand, NULL) == a;
+}
+
+/* When `a` lies exactly halfway between two k-digit decimals that both read back, Rust
+ * writes the upper one where printf rounds to even: take the upper one. */
+static void fix_tie(double a, int k, char *digits, int *exp10) {
+    char t[64];
+    snprintf(t, sizeof t, "%.*e", k, a); /* k + 1 digits: a tie shows a final 5 */
+    if (t[k + 1] != '5') return;
+    char big[1200];
+    snprintf(big, sizeof big, "%.800e", a); /* the exact expansion */
+    char ds[900];
+    int n = 0;
+    for (const char *c = big; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9') ds[n++] = *c;
+    if (n < k + 1 || ds[k] != '5') return;
+    for (int i = k + 1; i < n; i++)
+        if (ds[i] != '0') return;
+    int e = atoi(strchr(big, 'e') + 1);
+    uint64_t down = 0, lo = 1;
+    for (int i = 0; i < k; i++) down = down * 10 + (uint64_t)(ds[i] - '0');
+    for (int i = 1; i < k; i++) lo *= 10;
+    uint64_t up = down + 1;
+    int eu = e;
+    if (up == lo * 10) {
+        up = lo;
+        eu = e + 1;
+    }
+    if (reads_back(a, up, eu, k)) {
+        snprintf(digits, 24, "%llu", (unsigned long long)up);
+        *exp10 = eu;
+    } else if (reads_back(a, down, e, k)) {
+        snprintf(digits, 24, "%llu", (unsigned long long)down);
+        *exp10 = e;
+    }
+}
+
 size_t dyn_fmt_f64(double v, char *out, size_t cap) {
     if (cap < 2) return 0;
     if (isnan(v)) return (size_t)snprintf(out, cap, "NaN");
@@ -233,6 +274,7 @@ size_t dyn_fmt_f64(double v, char *out, size_t cap) {
         k = lo;
     }
     if (!shortest_k(a, k, digits, &e10)) return 0;
+    fix_tie(a, k, digits, &e10);
     size_t n = strlen(digits);
     while (n > 1 && digits[n - 1] == '0') digits[--n] = 0;
     /* Rust's layout: the point after `e10 + 1` digits, zeros to fill, no exponent. */

@@ -11,15 +11,8 @@ use dyn_ir::flat::Flat;
 use dyn_ir::numeric::Noise;
 use std::path::{Path, PathBuf};
 
-type Init = unsafe extern "C" fn(
-    *mut f64,
-    *mut f64,
-    *mut f64,
-    *mut f64,
-    *const f64,
-    *const f64,
-    *mut f64,
-);
+type Init =
+    unsafe extern "C" fn(*mut f64, *mut f64, *mut f64, *mut f64, *const f64, *const f64, *mut f64);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -129,7 +122,11 @@ fn compare(label: &str, flat: &Flat, spec: &RunSpec, inputs: &[f64]) {
         bits(&sim.m.params),
         "{label}: params"
     );
-    assert_eq!(bits(&s[..flat.n_signal]), bits(&sim.m.sig), "{label}: signals");
+    assert_eq!(
+        bits(&s[..flat.n_signal]),
+        bits(&sim.m.sig),
+        "{label}: signals"
+    );
     let want: Vec<f64> = sim
         .event_flags()
         .iter()
