@@ -115,7 +115,14 @@ impl Gen {
             };
         }
         let d1 = d - 1;
-        match self.pick(12) {
+        match self.pick(19) {
+            12 => format!("relu({})", self.v3(d1)),
+            13 => format!("abs({})", self.v3(d1)),
+            14 => format!("max({}, {})", self.v3(d1), self.s(d1)),
+            15 => format!("min({}, {})", self.v3(d1), self.v3(d1)),
+            16 => format!("({} ^ 2)", self.v3(d1)),
+            17 => format!("pow(1.5 + tanh({}), {})", self.v3(d1), self.s(d1)),
+            18 => format!("pow(1.5 + tanh({}), {})", self.s(d1), self.v3(d1)),
             0 => format!("({} + {})", self.v3(d1), self.v3(d1)),
             1 => format!("({} * {})", self.s(d1), self.v3(d1)),
             2 => format!("({} * {})", self.v3(d1), self.v3(d1)),

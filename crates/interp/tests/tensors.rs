@@ -327,3 +327,45 @@ fn noise_on_the_way_to_the_variable_is_refused_and_noise_in_a_let_is_a_constant(
     .unwrap();
     assert_eq!((o["g"], o["h"]), (0.0, 4.0));
 }
+
+/// A system whose lets are `a0 = x * x` and then `a_k = step(k)`, with `out g = grad(a_last, x)`.
+fn chain(n: usize, step: impl Fn(usize) -> String) -> String {
+    let lets: String = (1..n)
+        .map(|k| format!("  let a{k} = {}\n", step(k)))
+        .collect();
+    format!(
+        "system T : {{ out g: Real }} {{\n  param x: Real = 1.0\n  let a0 = x * x\n{lets}  out g = grad(a{}, x)\n}}",
+        n - 1
+    )
+}
+
+#[test]
+fn shared_subexpressions_are_computed_once() {
+    // a_k = a_{k-1} * a_{k-1}: as a tree the gradient would have 2^30 terms; with sharing it
+    // is a few operations per let.
+    let src = chain(30, |k| format!("a{} * a{}", k - 1, k - 1));
+    let o = outputs(&src, "T", 0).unwrap();
+    // d/dx x^(2^30) at x = 1.
+    assert_eq!(o["g"], 2f64.powi(30));
+    let stdlib = dyn_check::modules::Stdlib::Dir(std::path::PathBuf::from("../../stdlib"));
+    let checked = dyn_check::check_source("t.dyn", None, src, &stdlib);
+    let program = dyn_ir::lower(&checked, &checked.systems[0].1).unwrap();
+    // The whole program, the generated fns' bodies included.
+    let text = dyn_ir::print::program(&program);
+    assert!(text.len() < 6000, "{} bytes:\n{text}", text.len());
+}
+
+#[test]
+fn long_let_chains_are_differentiated_or_refused_without_crashing() {
+    let step = |k: usize| format!("a{} * 1.0001", k - 1);
+    // 480 lets deep: within the limit (and within a test thread's 2 MiB stack).
+    let o = outputs(&chain(480, step), "T", 0).unwrap();
+    assert!(
+        close(o["g"], 2.0 * 1.0001f64.powi(479), 1e-13),
+        "{}",
+        o["g"]
+    );
+    // Beyond the limit: a diagnostic.
+    let e = outputs(&chain(1200, step), "T", 0).unwrap_err();
+    assert!(e.contains("too deep"), "{e}");
+}

@@ -632,6 +632,18 @@ impl Ad<'_> {
         }
     }
 
+    /// `x` where the condition `c` holds, 0 elsewhere: a selection for a scalar condition, a
+    /// product with the 0/1 mask for a tensor one (element-wise; `x` is a finite adjoint
+    /// wherever this is used, so the product is exact).
+    fn masked(&mut self, c: usize, x: usize) -> R<usize> {
+        if self.nodes[c].shape.is_empty() {
+            let z = self.konst(0.0);
+            self.select(c, x, z)
+        } else {
+            self.node(Op::Bin(Bin::Mul, Num::Real), vec![x, c])
+        }
+    }
+
     /// `x` brought to `shape`: summed when `shape` is a scalar (the adjoint of a broadcast),
     /// filled when `x` is a scalar.
     fn fit(&mut self, x: usize, shape: &Shape) -> R<usize> {
@@ -740,12 +752,18 @@ impl Ad<'_> {
                         self.div(g, d)?
                     }
                     Un::Abs => {
+                        // The sign of a (0 at 0).
                         let z = self.konst(0.0);
                         let pos = self.cmp(Bin::Gt, a, z)?;
                         let negc = self.cmp(Bin::Lt, a, z)?;
-                        let ng = self.neg(g)?;
-                        let inner = self.select(negc, ng, z)?;
-                        self.select(pos, g, inner)?
+                        if self.nodes[a].shape.is_empty() {
+                            let ng = self.neg(g)?;
+                            let inner = self.select(negc, ng, z)?;
+                            self.select(pos, g, inner)?
+                        } else {
+                            let sign = self.node(Op::Bin(Bin::Sub, Num::Real), vec![pos, negc])?;
+                            self.mul(g, sign)?
+                        }
                     }
                     Un::Sin => {
                         let c = self.un(Un::Cos, a)?;
@@ -791,7 +809,7 @@ impl Ad<'_> {
                     Un::Relu => {
                         let z = self.konst(0.0);
                         let pos = self.cmp(Bin::Gt, a, z)?;
-                        self.select(pos, g, z)?
+                        self.masked(pos, g)?
                     }
                     // Not differentiable (not `dep`), or Int: nothing flows.
                     Un::Not | Un::ToReal | Un::ToInt | Un::Floor | Un::Ceil | Un::Round => {
@@ -811,14 +829,12 @@ impl Ad<'_> {
                 if self.nodes[a].shape.is_empty() {
                     out.push((a, g));
                 } else {
-                    // g x / |x|, and 0 at x = 0 (a subgradient).
-                    let z = self.konst(0.0);
-                    let pos = self.cmp(Bin::Gt, n, z)?;
-                    let s = self.div(g, n)?;
+                    // g x / |x|, and 0 at x = 0 (a subgradient): dividing by
+                    // max(|x|, the least normal f64) changes nothing else.
+                    let tiny = self.konst(f64::MIN_POSITIVE);
+                    let d = self.node(Op::Bin(Bin::Max, Num::Real), vec![n, tiny])?;
+                    let s = self.div(g, d)?;
                     let c = self.mul(s, a)?;
-                    let shape = self.nodes[a].shape.clone();
-                    let zs = self.zeros(&shape)?;
-                    let c = self.select(pos, c, zs)?;
                     out.push((a, c));
                 }
             }
@@ -967,19 +983,32 @@ impl Ad<'_> {
             }
             Bin::Min | Bin::Max => {
                 // Ties go to the first argument.
-                let m = if op == Bin::Max {
-                    self.cmp(Bin::Ge, a, b)?
+                let (first, second) = if op == Bin::Max {
+                    (Bin::Ge, Bin::Lt)
                 } else {
-                    self.cmp(Bin::Le, a, b)?
+                    (Bin::Le, Bin::Gt)
                 };
-                let z = self.konst(0.0);
-                if da {
-                    let c = self.select(m, g, z)?;
-                    out.push((a, c));
-                }
-                if db {
-                    let c = self.select(m, z, g)?;
-                    out.push((b, c));
+                let m = self.cmp(first, a, b)?;
+                if self.nodes[m].shape.is_empty() {
+                    let z = self.konst(0.0);
+                    if da {
+                        let c = self.select(m, g, z)?;
+                        out.push((a, c));
+                    }
+                    if db {
+                        let c = self.select(m, z, g)?;
+                        out.push((b, c));
+                    }
+                } else {
+                    if da {
+                        let c = self.masked(m, g)?;
+                        out.push((a, c));
+                    }
+                    if db {
+                        let m2 = self.cmp(second, a, b)?;
+                        let c = self.masked(m2, g)?;
+                        out.push((b, c));
+                    }
                 }
             }
             Bin::Atan2 => {
@@ -1083,8 +1112,7 @@ impl Ad<'_> {
                 let mask = self.cmp(Bin::Eq, a, n)?;
                 let count = self.node(Op::Reduce(Reduce::Sum), vec![mask])?;
                 let q = self.div(g, count)?;
-                let z = self.konst(0.0);
-                let c = self.select(mask, q, z)?;
+                let c = self.masked(mask, q)?;
                 out.push((a, c));
             }
             TensorOp::Outer => {

@@ -40,6 +40,7 @@ fn shape(sh: &[u64]) -> String {
 pub fn expr(p: &Program, s: &System, x: &Expr) -> String {
     let e = |x: &Expr| expr(p, s, x);
     match x {
+        Expr::Const(c) if *c != 0.0 && (c.abs() < 1e-6 || c.abs() >= 1e16) => format!("{c:e}"),
         Expr::Const(c) => format!("{c}"),
         Expr::Param(i) => format!("param.{}", s.params[*i as usize].0.name),
         Expr::State(i) => format!("state.{}", s.states[*i as usize].0.name),
@@ -264,10 +265,76 @@ pub fn program(p: &Program) -> String {
             );
         }
     }
-    for f in &p.fns {
-        let _ = writeln!(out, "fn {}/{}", f.name, f.arity);
+    // A fn's body is printed in the names of a system that calls it (the temporaries of
+    // `grad` read that system's values; user fns read only their arguments).
+    let owners = fn_owners(p);
+    for (f, owner) in p.fns.iter().zip(owners) {
+        let s = &p.systems[owner.unwrap_or(p.root) as usize];
+        let _ = writeln!(out, "fn {}/{} = {}", f.name, f.arity, expr(p, s, &f.body));
     }
     out
+}
+
+/// For each fn, the first system (by index) that calls it, directly or through other fns.
+fn fn_owners(p: &Program) -> Vec<Option<u32>> {
+    fn visit(x: &Expr, p: &Program, sys: u32, owners: &mut Vec<Option<u32>>) {
+        let mut go = |y: &Expr| visit(y, p, sys, owners);
+        match x {
+            Expr::Call(f, xs) => {
+                xs.iter().for_each(&mut go);
+                let f = *f as usize;
+                if f < owners.len() && owners[f].is_none() {
+                    owners[f] = Some(sys);
+                    visit(&p.fns[f].body, p, sys, owners);
+                }
+            }
+            Expr::Un(_, a) | Expr::Reduce(_, a) => go(a),
+            Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => {
+                go(a);
+                go(b);
+            }
+            Expr::If(a, b, c) => {
+                go(a);
+                go(b);
+                go(c);
+            }
+            Expr::Array(xs) | Expr::Mode(_, xs) | Expr::Tensor(_, xs) => xs.iter().for_each(go),
+            Expr::Index(a, xs) => {
+                go(a);
+                xs.iter().for_each(go);
+            }
+            Expr::BoxOut { index: Some(i), .. } => go(i),
+            _ => {}
+        }
+    }
+    let mut owners = vec![None; p.fns.len()];
+    for (i, s) in p.systems.iter().enumerate() {
+        let sys = i as u32;
+        let mut all: Vec<&Expr> = Vec::new();
+        all.extend(s.params.iter().filter_map(|(_, d)| d.as_ref()));
+        all.extend(s.states.iter().map(|(_, x)| x));
+        all.extend(s.lets.iter().map(|(_, x)| x));
+        match &s.readout {
+            Readout::Ports(xs) => all.extend(xs),
+            Readout::Mode(x, _, _) => all.push(x),
+        }
+        all.extend(s.updates.iter().map(|a| &a.value));
+        all.extend(
+            s.mode_updates
+                .iter()
+                .flat_map(|(_, a)| a.iter().map(|a| &a.value)),
+        );
+        for ev in &s.events {
+            all.push(&ev.cond);
+            all.extend(ev.assigns.iter().map(|a| &a.value));
+        }
+        all.extend(s.boxes.iter().flat_map(|b| b.args.iter().flatten()));
+        all.extend(s.wires.iter().map(|w| &w.value));
+        for x in all {
+            visit(x, p, sys, &mut owners);
+        }
+    }
+    owners
 }
 
 /// The flattened program: buffers, groups, schedule.
