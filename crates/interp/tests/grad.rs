@@ -15,7 +15,7 @@
 //! several orders of magnitude. Where the expression is not smooth near the point (a kink
 //! of `min`, `max`, `abs`, `relu`, a jump of `if`, a tie in `max(x)`), differences with `h`
 //! and with `2h` disagree, and the case is skipped: finite differences are no reference there.
-//! (`GRAD_DEBUG=1` prints each expression and each skip: about 1 case in 700 is skipped.)
+//! (`GRAD_DEBUG=1` prints each expression and each skip: about 1 case in 1,000 is skipped.)
 
 mod common;
 use common::outputs;
