@@ -89,6 +89,7 @@ fn node_name(
     match n {
         Node::BoxIn(b, k, p) | Node::BoxOut(b, k, p) => format!("{}.{p}", elem(*b, k)),
         Node::Let(i) => lets(*i),
+        Node::Out(p) if p == "*" => "the mode (the readout)".to_string(),
         Node::Out(p) => format!("out {p}"),
         Node::Input(p) => p.clone(),
     }

@@ -57,6 +57,17 @@ pub trait Env {
     fn sizes(&self) -> Sizes {
         Sizes::default()
     }
+    /// `match mode { … }` in an expression reads the mode the system's readout chose: the
+    /// context records the read and returns the mode-value type, or says why the mode cannot
+    /// be read here.
+    fn read_mode(&mut self) -> Result<Rc<ModesTy>, String> {
+        Err("`match mode` reads the mode of a system whose interface has modes".into())
+    }
+    /// Scopes the inputs of mode `m` (an index into the modes; `None`: not known) while one
+    /// arm of `match mode` is checked; returns the scoping to restore afterwards.
+    fn arm_mode(&mut self, _m: Option<usize>) -> Option<usize> {
+        None
+    }
 }
 
 /// The module scope alone (const initialisers).
@@ -1629,6 +1640,10 @@ impl Checker<'_> {
         span: Span,
         expected: Option<&Ty>,
     ) -> Ty {
+        // `match mode` (the parser's only source of a `Var` named `mode`, a keyword).
+        if matches!(&scrut.kind, ExprKind::Var(v) if v.name == "mode") {
+            return self.check_mode_match(env, scrut, arms, span, expected);
+        }
         let st = self.check_expr(env, scrut, None);
         let mut result: Option<(Ty, Span)> = None;
         let mut seen: Vec<String> = Vec::new();
@@ -1699,6 +1714,117 @@ impl Checker<'_> {
                 .label("not exhaustive")
                 .hint("add the missing arms, or `_ => …`"),
             );
+        }
+        result.map(|r| r.0).unwrap_or(Ty::Error)
+    }
+
+    /// `match mode { A => …, B => … }`: one arm per mode of the context's interface (or `_`);
+    /// inside an arm the inputs of that mode are in scope.
+    fn check_mode_match(
+        &mut self,
+        env: &mut dyn Env,
+        scrut: &Expr,
+        arms: &[dyn_syntax::ast::MatchArm],
+        span: Span,
+        expected: Option<&Ty>,
+    ) -> Ty {
+        let modes = match env.read_mode() {
+            Ok(m) => {
+                self.typeck.record(self.ctx, scrut, &Ty::Modes(m.clone()));
+                Some(m)
+            }
+            Err(why) => {
+                self.report(
+                    Diagnostic::new(
+                        codes::MODE_MATCH,
+                        scrut.span,
+                        format!("`match mode` cannot be used here: {why}"),
+                    )
+                    .label("no mode to match")
+                    .hint("`match mode` in an expression reads the mode a system's readout chose; it may appear in its wires, lets and updates"),
+                );
+                None
+            }
+        };
+        let mut result: Option<(Ty, Span)> = None;
+        let mut seen: Vec<usize> = Vec::new();
+        let mut wild = false;
+        for arm in arms {
+            let mut arm_mode = None;
+            match (&arm.pat, &modes) {
+                (Pattern::Wild(_), _) => wild = true,
+                (Pattern::Name(n), Some(m)) => match m.modes.iter().position(|(x, _)| *x == n.name)
+                {
+                    Some(k) => {
+                        if seen.contains(&k) {
+                            self.report(
+                                Diagnostic::new(
+                                    codes::MODE_MATCH,
+                                    n.span,
+                                    format!("mode `{}` has two arms", n.name),
+                                )
+                                .label("second arm"),
+                            );
+                        }
+                        seen.push(k);
+                        arm_mode = Some(k);
+                    }
+                    None => {
+                        let names: Vec<&str> = m.modes.iter().map(|(x, _)| x.as_str()).collect();
+                        self.report(
+                            Diagnostic::new(
+                                codes::MODE_MATCH,
+                                n.span,
+                                format!("`{}` is not a mode of {}", n.name, m.name),
+                            )
+                            .label("unknown mode")
+                            .hint(format!("its modes: {}", names.join(", "))),
+                        );
+                    }
+                },
+                (p, Some(m)) => {
+                    self.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            p.span(),
+                            format!("this pattern cannot match a mode of {}", m.name),
+                        )
+                        .label("pattern")
+                        .hint("the arms of `match mode` name modes: `Open => …`"),
+                    );
+                }
+                (_, None) => {}
+            }
+            let saved = env.arm_mode(arm_mode);
+            let t = self.check_expr(env, &arm.value, expected.or(result.as_ref().map(|r| &r.0)));
+            env.arm_mode(saved);
+            result = Some(match result {
+                None => (t, arm.value.span),
+                Some((prev, ps)) => (
+                    self.unify_branches(&prev, &t, ps, arm.value.span, "`match` arms"),
+                    ps,
+                ),
+            });
+        }
+        if let Some(m) = &modes {
+            let missing: Vec<String> = m
+                .modes
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !seen.contains(k))
+                .map(|(_, (n, _))| format!("`{n}`"))
+                .collect();
+            if !wild && !missing.is_empty() {
+                self.report(
+                    Diagnostic::new(
+                        codes::MODE_MATCH,
+                        span,
+                        format!("`match mode` does not cover {}", missing.join(", ")),
+                    )
+                    .label("not exhaustive")
+                    .hint("add an arm for each mode, or `_ => …`"),
+                );
+            }
         }
         result.map(|r| r.0).unwrap_or(Ty::Error)
     }

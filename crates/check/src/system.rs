@@ -88,6 +88,9 @@ pub struct SystemSig {
     pub domain_span: Option<Span>,
     /// Pairs (out port, in port) where the out reads the in without delay.
     pub feedthrough: Vec<(String, String)>,
+    /// Some expression of the body reads the system's own mode (`match mode { … }` in a
+    /// wire, let or update); lowering then computes the mode index as a let named `mode`.
+    pub reads_mode: bool,
     /// The system's name in its definition.
     pub span: Span,
     /// The typing context of its body (expression types in [`crate::typeck::Typeck`]).
@@ -115,6 +118,8 @@ pub enum Read {
     Let(usize),
     /// An output of an inner box (with its array index expression).
     BoxOut(usize, Option<Expr>, String),
+    /// The system's own mode (`match mode` in an expression): what its readout reads.
+    Mode,
 }
 
 struct SysEnv {
@@ -137,6 +142,8 @@ struct SysEnv {
     lenient: bool,
     /// Size parameters of this instantiation (compile-time bounds of slices, `one_hot`).
     sizes: Sizes,
+    /// An expression read the system's own mode (`match mode`).
+    mode_read: bool,
 }
 
 impl SysEnv {
@@ -399,6 +406,31 @@ impl Env for SysEnv {
         self.modes_ty.clone()
     }
 
+    fn read_mode(&mut self) -> Result<Rc<ModesTy>, String> {
+        let Some(m) = self.modes_ty.clone().filter(|_| self.iface.moded) else {
+            return Err("this system's interface has no modes".into());
+        };
+        match self.phase {
+            Phase::Init => Err("initial values, param defaults and box arguments are fixed before the mode is chosen".into()),
+            Phase::Readout => Err("the readout chooses the mode, so it cannot read it".into()),
+            Phase::Body(_) => {
+                self.reads.push(Read::Mode);
+                self.mode_read = true;
+                Ok(m)
+            }
+        }
+    }
+
+    fn arm_mode(&mut self, m: Option<usize>) -> Option<usize> {
+        match self.phase {
+            Phase::Body(prev) => {
+                self.phase = Phase::Body(m);
+                prev
+            }
+            _ => None,
+        }
+    }
+
     fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.params.iter().map(|p| p.0.clone()).collect();
         v.extend(self.states.iter().map(|p| p.0.clone()));
@@ -453,6 +485,7 @@ impl SystemSig {
             domain: Domain::Stateless,
             domain_span: None,
             feedthrough: vec![],
+            reads_mode: false,
             span: Span::default(),
             ctx: 0,
             sizes: HashMap::new(),
@@ -587,6 +620,7 @@ impl<'m> Checker<'m> {
             dups: HashSet::new(),
             lenient: !iface_ok,
             sizes: sizes.clone(),
+            mode_read: false,
         };
         // Names of inputs first, so that clashes point at the body's definition.
         let mut names: HashMap<String, Span> = HashMap::new();
@@ -1031,6 +1065,7 @@ impl<'m> Checker<'m> {
             domain,
             domain_span,
             feedthrough,
+            reads_mode: env.mode_read,
             span: def.name.span,
             ctx: 0,
             sizes: HashMap::new(),
@@ -1929,6 +1964,7 @@ impl<'m> Checker<'m> {
                     };
                     graph.node(Node::BoxOut(*b, k, port.clone()))
                 }
+                Read::Mode => graph.node(Node::Out("*".into())),
             };
             graph.edge(from, to, None);
         }

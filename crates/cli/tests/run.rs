@@ -357,3 +357,42 @@ fn rk45_stops_on_a_blow_up_instead_of_shrinking_forever() {
     );
     assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
 }
+
+/// The default recording is the root's out ports, by their slots: a state of the same name
+/// is not recorded in the port's place, and a name is one column.
+#[test]
+fn an_out_port_named_like_a_state_records_the_port() {
+    let src = "system S : { out w: Real } {\n  state w: Real = 1.0\n  out w = 2.0 * w\n  next w = w + 1.0\n}";
+    let s = RunSpec {
+        steps: Some(2),
+        ..RunSpec::default()
+    };
+    let (names, rows) = trace(src, "S", &s).unwrap();
+    assert_eq!(names, ["w"]);
+    let w: Vec<f64> = rows.iter().map(|r| r.1[0]).collect();
+    assert_eq!(w, [2.0, 4.0, 6.0]);
+}
+
+/// `match mode` in a wire: the connection from the outer input exists only in mode `On`.
+#[test]
+fn mode_dependent_wiring_follows_the_mode() {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ui/pass/match_mode_wiring.dyn"),
+    )
+    .unwrap();
+    let s = RunSpec {
+        steps: Some(8),
+        record: vec!["n.mode".into(), "n.u1.drive".into(), "n.u0.a".into()],
+        ..RunSpec::default()
+    };
+    let (_, rows) = trace(&src, "Top", &s).unwrap();
+    for (_, v) in &rows {
+        let (mode, drive, a0) = (v[0], v[1], v[2]);
+        if mode == 0.0 {
+            assert_eq!(drive, 2.0 + a0, "On: p + u0.a");
+        } else {
+            assert_eq!((mode, drive), (1.0, 0.0), "Off: no connection");
+        }
+    }
+    assert!(rows.iter().any(|r| r.1[0] == 1.0) && rows.iter().any(|r| r.1[0] == 0.0));
+}

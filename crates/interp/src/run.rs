@@ -522,17 +522,27 @@ impl<'f> Sim<'f> {
 /// probes; tensors expand to `name[i]`.
 pub fn recorded(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>), RunError> {
     let all = probes(flat);
-    let names: Vec<String> = if spec.record.is_empty() {
-        let root = &flat.program.systems[flat.groups[0].system as usize];
-        all.iter()
-            .filter(|(n, _)| {
-                root.outputs
-                    .iter()
-                    .any(|o| n == &o.name || n.starts_with(&format!("{}[", o.name)))
-            })
-            .map(|(n, _)| n.clone())
-            .collect()
-    } else {
+    if spec.record.is_empty() {
+        // The root's out ports, by their slots: a state of the same name is not an output.
+        let g = &flat.groups[0];
+        let root = &flat.program.systems[g.system as usize];
+        let mut names = Vec::new();
+        let mut chosen = Vec::new();
+        for (i, o) in root.outputs.iter().enumerate() {
+            let at = g.sig(0, g.out_off[i]);
+            if o.shape.is_empty() {
+                names.push(o.name.clone());
+                chosen.push(Probe::Signal(at));
+            } else {
+                for j in 0..slots(&o.shape) {
+                    names.push(format!("{}[{j}]", o.name));
+                    chosen.push(Probe::Signal(at + j));
+                }
+            }
+        }
+        return Ok((names, chosen));
+    }
+    let names: Vec<String> = {
         let mut v = Vec::new();
         for r in &spec.record {
             let exact: Vec<String> = all
@@ -546,7 +556,12 @@ pub fn recorded(flat: &Flat, spec: &RunSpec) -> Result<(Vec<String>, Vec<Probe>)
                     valid: all.iter().map(|(n, _)| n.clone()).take(40).collect(),
                 });
             }
-            v.extend(exact);
+            // A state and a port of the same name are one column (the first: the state).
+            for n in exact {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+            }
         }
         v
     };

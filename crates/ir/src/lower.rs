@@ -273,6 +273,20 @@ impl<'a> Lowerer<'a> {
             boxes,
             wires: vec![],
         };
+        // `match mode` in an expression reads the mode index, computed as a let named `mode`
+        // (a keyword, so no user let has that name) from the readout.
+        if sig.reads_mode {
+            sys.lets.push((
+                Slot {
+                    name: "mode".into(),
+                    shape: vec![],
+                    kind: Kind::Int,
+                    span: sig.span,
+                },
+                Expr::Const(0.0),
+            ));
+            sc.lets.push("mode".into());
+        }
         let mut own_time = TimeKind::Stateless;
         // Declarations first (params, states, boxes, lets in order), so that every let is
         // lowered before anything that may differentiate through it with `grad`.
@@ -290,6 +304,12 @@ impl<'a> Lowerer<'a> {
         }
         for it in def.body.iter().filter(|it| !decl(it)) {
             self.body_item(&mut sc, &mut sys, sig, it, &mut own_time)?;
+        }
+        if sig.reads_mode {
+            let Readout::Mode(v, ..) = &sys.readout else {
+                return Err(unsupported(sig.span, "`match mode` without a mode readout"));
+            };
+            sys.lets[0].1 = mode_index(v, sig.span)?;
         }
         sys.time = own_time;
         let id = self.systems.len() as u32;
@@ -503,6 +523,25 @@ impl<'a> Lowerer<'a> {
         }
         Ok(())
     }
+}
+
+/// The index of the mode a readout's mode value chooses (`Open { … }` is its mode's index;
+/// `if` and `match` choose between such values).
+fn mode_index(e: &Expr, span: Span) -> R<Expr> {
+    Ok(match e {
+        Expr::Mode(k, _) => Expr::Const(*k as f64),
+        Expr::If(c, a, b) => Expr::If(
+            c.clone(),
+            Box::new(mode_index(a, span)?),
+            Box::new(mode_index(b, span)?),
+        ),
+        _ => {
+            return Err(unsupported(
+                span,
+                "`match mode` with a readout that is not built from mode values, `if` and `match`",
+            ));
+        }
+    })
 }
 
 fn to_real(e: Expr) -> Expr {
@@ -787,6 +826,9 @@ impl<'a> Lowerer<'a> {
                             Ty::Enum(en) => {
                                 Some(en.variants.iter().position(|v| *v == n.name).unwrap_or(0)
                                     as f64)
+                            }
+                            Ty::Modes(m) => {
+                                Some(m.modes.iter().position(|v| v.0 == n.name).unwrap_or(0) as f64)
                             }
                             _ => None,
                         },
