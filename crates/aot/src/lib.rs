@@ -529,6 +529,14 @@ pub const CFLAGS: [&str; 6] = [
     "-fvisibility=hidden",
 ];
 
+/// A command running the C compiler `cc`, which may carry arguments (`CC="ccache gcc"`).
+pub fn cc_command(cc: &str) -> Command {
+    let mut words = cc.split_whitespace();
+    let mut cmd = Command::new(words.next().unwrap_or("cc"));
+    cmd.args(words);
+    cmd
+}
+
 /// Runs the C compiler; a compiler that cannot be started is [`BuildError::NoCompiler`].
 fn run_cc(cc: &str, cmd: &mut Command) -> Result<(), BuildError> {
     let out = cmd.output().map_err(|e| {
@@ -593,7 +601,7 @@ fn runtime_object(cc: &str, dir: &Path, name: &str, src: &str) -> Result<PathBuf
     write(dir, "api.h", API_H.as_bytes())?;
     let c_file = write(dir, &format!("{name}.c"), src.as_bytes())?;
     let obj = dir.join(format!("{name}.o"));
-    let mut cmd = Command::new(cc);
+    let mut cmd = cc_command(cc);
     cmd.args(CFLAGS)
         .arg("-I")
         .arg(dir)
@@ -701,7 +709,7 @@ pub fn build(
         for (name, src) in [("rt", RT_C), part] {
             inputs.push(runtime_object(&cc, &dir, name, src)?);
         }
-        let mut cmd = Command::new(&cc);
+        let mut cmd = cc_command(&cc);
         cmd.args(CFLAGS);
         if opts.kind == Kind::Library {
             cmd.arg(if std::env::consts::OS == "macos" {

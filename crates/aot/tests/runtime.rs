@@ -14,7 +14,7 @@ fn ask(requests: &str) -> Vec<String> {
         std::fs::write(dir.join("dyn_rt.h"), dyn_aot::RT_H).unwrap();
         std::fs::write(dir.join("rt.c"), dyn_aot::RT_C).unwrap();
         let tmp = dir.join(format!("rt_check.{:?}", std::thread::current().id()));
-        let o = Command::new(dyn_aot::c_compiler(None))
+        let o = dyn_aot::cc_command(&dyn_aot::c_compiler(None))
             .args(dyn_aot::CFLAGS)
             .arg("-I")
             .arg(&dir)

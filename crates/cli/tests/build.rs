@@ -409,7 +409,7 @@ fn the_library_works_from_c_and_python() {
     // C
     let prog = dir.join("use_lib");
     let cc = dyn_aot::c_compiler(None);
-    let o = Command::new(&cc)
+    let o = dyn_aot::cc_command(&cc)
         .arg(repo().join("tests/aot/use_lib.c"))
         .arg("-I")
         .arg(&dir)
@@ -436,4 +436,74 @@ fn the_library_works_from_c_and_python() {
         .expect("python3 runs");
     assert!(o.status.success(), "use_lib.py: {}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("all checks passed"));
+}
+
+/// The library example (examples/library): the same sweep from C and from Python.
+#[test]
+fn the_library_example_runs_from_c_and_python() {
+    let dir = scratch().join("example");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join("libmodel.so");
+    let o = dyn_cmd(&[
+        "build",
+        "--lib",
+        "examples/lotka_volterra.dyn",
+        "-o",
+        lib.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let prog = dir.join("sweep");
+    let o = dyn_aot::cc_command(&dyn_aot::c_compiler(None))
+        .arg(repo().join("examples/library/sweep.c"))
+        .arg("-I")
+        .arg(&dir)
+        .arg("-L")
+        .arg(&dir)
+        .arg("-lmodel")
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg("-o")
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let c = Command::new(&prog).output().unwrap();
+    assert!(c.status.success(), "{}", text(&c));
+    let py = Command::new("python3")
+        .arg(repo().join("examples/library/sweep.py"))
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", text(&py));
+    let table = String::from_utf8_lossy(&c.stdout);
+    assert_eq!(table, String::from_utf8_lossy(&py.stdout));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "c,min_prey,max_prey");
+    assert_eq!(lines.len(), 6);
+    // The rabbits' low point rises with the foxes' mortality.
+    let lows: Vec<f64> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(lows.windows(2).all(|w| w[0] < w[1]), "{lows:?}");
+}
+
+/// Tensor params, states, inputs (from a stream) and outputs, matrix products and sums.
+#[test]
+fn tensor_models_match_dyn_run() {
+    let f = "tests/aot/tensors.dyn";
+    let net = build(f, "net", &[]).unwrap();
+    same(&net, f, &[], &[]);
+    same(
+        &net,
+        f,
+        &[],
+        &[
+            "--steps",
+            "5",
+            "--input",
+            "tests/aot/u2.csv",
+            "--param",
+            "w=0.5",
+        ],
+    );
 }
