@@ -254,7 +254,7 @@ fn tensor_op(op: &TensorOp, mut vals: Vec<Val>) -> Result<Val, String> {
             let Val::T(t) = arg(&vals, 0)? else {
                 return Err("slicing a scalar".into());
             };
-            let idx = indices(sels, &vals[1..], t.shape())?;
+            let idx = indices(sels, vals.get(1..).unwrap_or(&[]), t.shape())?;
             let view = slice_view(t.view(), sels, &idx);
             if view.ndim() == 0 {
                 Val::S(view.iter().next().copied().unwrap_or(f64::NAN))
@@ -265,8 +265,11 @@ fn tensor_op(op: &TensorOp, mut vals: Vec<Val>) -> Result<Val, String> {
         TensorOp::Embed(sels, shape) => {
             let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
             let mut out = ArrayD::<f64>::zeros(IxDyn(&dims));
-            let idx = indices(sels, &vals[1..], &dims)?;
-            let g = std::mem::replace(&mut vals[0], Val::S(0.0));
+            let idx = indices(sels, vals.get(1..).unwrap_or(&[]), &dims)?;
+            let g = match vals.first_mut() {
+                Some(v) => std::mem::replace(v, Val::S(0.0)),
+                None => return Err("`embed` without its value".into()),
+            };
             let mut place = slice_view_mut(out.view_mut(), sels, &idx);
             match g {
                 Val::T(t) if t.shape() == place.shape() => place.assign(&t),
@@ -315,6 +318,9 @@ fn tensor_op(op: &TensorOp, mut vals: Vec<Val>) -> Result<Val, String> {
 
 /// The `At` indices of a slice, checked against the axes they index.
 fn indices(sels: &[Sel], vals: &[Val], shape: &[usize]) -> Result<Vec<usize>, String> {
+    if sels.len() > shape.len() {
+        return Err("a slice of higher rank than its tensor".into());
+    }
     let mut out = Vec::new();
     let mut k = 0;
     for (axis, s) in sels.iter().enumerate() {
