@@ -1,5 +1,6 @@
 /* The dyn ahead-of-time runtime, shared part: math shims, the noise generator, and the
- * number formats of `dyn run` (see dyn_rt.h). */
+ * number formats of `dyn run` (see dyn_rt.h). crates/aot/tests/runtime.rs checks each
+ * against the Rust it mirrors. */
 #include "dyn_rt.h"
 
 #include <math.h>
@@ -159,90 +160,125 @@ uint64_t dyn_io_get_u64(const double *io, size_t word) {
 
 /* ---- numbers as text ---- */
 
-/* The k-significant-digit decimal nearest to `a` (> 0, finite) that reads back as `a`, if
- * any: its digits (no sign, no point) and the exponent of its first digit. The decimals of
- * k digits that read back as `a` form a run around `a`, so it is the correctly rounded one
- * (printf's) or, when that one misses on the narrow side of a power of two, its neighbour
- * on the other side of `a`. */
-static int shortest_k(double a, int k, char *digits, int *exp10) {
-    char buf[64];
-    snprintf(buf, sizeof buf, "%.*e", k - 1, a);
-    if (strtod(buf, NULL) == a) {
-        int n = 0;
-        for (const char *c = buf; *c && *c != 'e'; c++)
-            if (*c >= '0' && *c <= '9') digits[n++] = *c;
-        digits[n] = 0;
-        *exp10 = atoi(strchr(buf, 'e') + 1);
-        return 1;
+/* The shortest decimal that reads back as a positive finite double, and among those the
+ * nearest, ties rounded up — what Rust's `Display` for f64 writes. The method is Ulf
+ * Adams's Ryū (PLDI 2018): the bounds of the rounding interval, scaled by a power of ten
+ * through 128-bit products with the tables of pow5.h, then digits removed while the bounds
+ * still differ. Sets the digits (an integer) and the decimal exponent of its last digit. */
+#include "pow5.h"
+
+static uint32_t pow5bits(int32_t e) { return (uint32_t)(((uint32_t)e * 1217359) >> 19) + 1; }
+static uint32_t log10_pow2(int32_t e) { return ((uint32_t)e * 78913) >> 18; }
+static uint32_t log10_pow5(int32_t e) { return ((uint32_t)e * 732923) >> 20; }
+
+static uint32_t pow5_factor(uint64_t v) {
+    uint32_t n = 0;
+    while (v % 5 == 0) {
+        v /= 5;
+        n++;
     }
-    /* the neighbour: mantissa ± 1 in the last place */
-    uint64_t m = 0;
-    for (const char *c = buf; *c && *c != 'e'; c++)
-        if (*c >= '0' && *c <= '9') m = m * 10 + (uint64_t)(*c - '0');
-    int e = atoi(strchr(buf, 'e') + 1);
-    uint64_t lo = 1;
-    for (int i = 1; i < k; i++) lo *= 10;
-    if (strtod(buf, NULL) < a) {
-        m += 1;
-        if (m == lo * 10) {
-            m = lo;
-            e += 1;
+    return n;
+}
+
+static uint64_t mul_shift(uint64_t m, const uint64_t *mul, int32_t j) {
+    __uint128_t b0 = (__uint128_t)m * mul[0];
+    __uint128_t b2 = (__uint128_t)m * mul[1];
+    return (uint64_t)(((b0 >> 64) + b2) >> (j - 64));
+}
+
+static void shortest(double a, uint64_t *digits, int32_t *exp10) {
+    uint64_t bits;
+    memcpy(&bits, &a, 8);
+    uint64_t mant = bits & ((1ULL << 52) - 1);
+    uint32_t ebits = (uint32_t)(bits >> 52) & 0x7ff;
+    int32_t e2;
+    uint64_t m2;
+    if (ebits == 0) {
+        e2 = 1 - 1023 - 52 - 2;
+        m2 = mant;
+    } else {
+        e2 = (int32_t)ebits - 1023 - 52 - 2;
+        m2 = (1ULL << 52) | mant;
+    }
+    int accept = (m2 & 1) == 0; /* round-half-even reading includes the bounds */
+    uint64_t mv = 4 * m2;
+    uint32_t mm_shift = mant != 0 || ebits <= 1;
+    uint64_t vr, vp, vm;
+    int32_t e10;
+    int vm_zeros = 0, vr_zeros = 0;
+    if (e2 >= 0) {
+        uint32_t q = log10_pow2(e2) - (e2 > 3);
+        e10 = (int32_t)q;
+        int32_t k = 125 + (int32_t)pow5bits((int32_t)q) - 1;
+        int32_t i = -e2 + (int32_t)q + k;
+        vr = mul_shift(mv, POW5_INV[q], i);
+        vp = mul_shift(mv + 2, POW5_INV[q], i);
+        vm = mul_shift(mv - 1 - mm_shift, POW5_INV[q], i);
+        if (q <= 21) {
+            if (mv % 5 == 0)
+                vr_zeros = pow5_factor(mv) >= q;
+            else if (accept)
+                vm_zeros = pow5_factor(mv - 1 - mm_shift) >= q;
+            else
+                vp -= pow5_factor(mv + 2) >= q;
         }
     } else {
-        if (m == lo) {
-            m = lo * 10 - 1;
-            e -= 1;
-        } else {
-            m -= 1;
+        uint32_t q = log10_pow5(-e2) - (-e2 > 1);
+        e10 = (int32_t)q + e2;
+        int32_t i = -e2 - (int32_t)q;
+        int32_t k = (int32_t)pow5bits(i) - 125;
+        int32_t j = (int32_t)q - k;
+        vr = mul_shift(mv, POW5[i], j);
+        vp = mul_shift(mv + 2, POW5[i], j);
+        vm = mul_shift(mv - 1 - mm_shift, POW5[i], j);
+        if (q <= 1) {
+            vr_zeros = 1;
+            if (accept)
+                vm_zeros = mm_shift == 1;
+            else
+                --vp;
+        } else if (q < 63) {
+            vr_zeros = (mv & ((1ULL << q) - 1)) == 0;
         }
     }
-    char cand[64];
-    snprintf(cand, sizeof cand, "%llue%d", (unsigned long long)m, e - (k - 1));
-    if (strtod(cand, NULL) != a) return 0;
-    snprintf(digits, 24, "%llu", (unsigned long long)m);
-    *exp10 = e;
-    return 1;
-}
-
-/* Does the decimal m × 10^(e - k + 1) (k digits) read back as `a`? */
-static int reads_back(double a, uint64_t m, int e, int k) {
-    char cand[64];
-    snprintf(cand, sizeof cand, "%llue%d", (unsigned long long)m, e - (k - 1));
-    return strtod(cand, NULL) == a;
-}
-
-/* When `a` lies exactly halfway between two k-digit decimals that both read back, Rust
- * writes the upper one where printf rounds to even: take the upper one. */
-static void fix_tie(double a, int k, char *digits, int *exp10) {
-    char t[64];
-    snprintf(t, sizeof t, "%.*e", k, a); /* k + 1 digits: a tie shows a final 5 */
-    if (t[k + 1] != '5') return;
-    char big[1200];
-    snprintf(big, sizeof big, "%.800e", a); /* the exact expansion */
-    char ds[900];
-    int n = 0;
-    for (const char *c = big; *c && *c != 'e'; c++)
-        if (*c >= '0' && *c <= '9') ds[n++] = *c;
-    if (n < k + 1 || ds[k] != '5') return;
-    for (int i = k + 1; i < n; i++)
-        if (ds[i] != '0') return;
-    int e = atoi(strchr(big, 'e') + 1);
-    uint64_t down = 0, lo = 1;
-    for (int i = 0; i < k; i++) down = down * 10 + (uint64_t)(ds[i] - '0');
-    for (int i = 1; i < k; i++) lo *= 10;
-    uint64_t up = down + 1;
-    int eu = e;
-    if (up == lo * 10) {
-        up = lo;
-        eu = e + 1;
+    int32_t removed = 0;
+    uint8_t last = 0;
+    uint64_t out;
+    if (vm_zeros || vr_zeros) {
+        while (vp / 10 > vm / 10) {
+            vm_zeros &= vm % 10 == 0;
+            vr_zeros &= last == 0;
+            last = (uint8_t)(vr % 10);
+            vr /= 10;
+            vp /= 10;
+            vm /= 10;
+            removed++;
+        }
+        if (vm_zeros) {
+            while (vm % 10 == 0) {
+                vr_zeros &= last == 0;
+                last = (uint8_t)(vr % 10);
+                vr /= 10;
+                vp /= 10;
+                vm /= 10;
+                removed++;
+            }
+        }
+        /* An exact tie (removed digits 5000…) rounds up, as Rust does. */
+        out = vr + ((vr == vm && (!accept || !vm_zeros)) || last >= 5);
+    } else {
+        int up = 0;
+        while (vp / 10 > vm / 10) {
+            up = vr % 10 >= 5;
+            vr /= 10;
+            vp /= 10;
+            vm /= 10;
+            removed++;
+        }
+        out = vr + (vr == vm || up);
     }
-    if (reads_back(a, up, eu, k)) {
-        snprintf(digits, 24, "%llu", (unsigned long long)up);
-        *exp10 = eu;
-    } else if (reads_back(a, down, e, k)) {
-        snprintf(digits, 24, "%llu", (unsigned long long)down);
-        *exp10 = e;
-    }
+    *digits = out;
+    *exp10 = e10 + removed;
 }
 
 size_t dyn_fmt_f64(double v, char *out, size_t cap) {
@@ -252,49 +288,33 @@ size_t dyn_fmt_f64(double v, char *out, size_t cap) {
     const char *sign = signbit(v) ? "-" : "";
     double a = fabs(v);
     if (a == 0.0) return (size_t)snprintf(out, cap, "%s0", sign);
-    /* Integers below 2^53: their digits are the shortest form. */
-    if (a < 9007199254740992.0 && a == floor(a))
-        return (size_t)snprintf(out, cap, "%s%.0f", sign, a);
-    char digits[32];
-    int e10 = 0;
-    /* The fewest digits that read back: 15, 16 or 17 for most values, fewer for short
-     * decimals (having k such digits implies having k + 1). */
-    int k;
-    if (!shortest_k(a, 15, digits, &e10)) {
-        k = shortest_k(a, 16, digits, &e10) ? 16 : 17;
-    } else {
-        int lo = 1, hi = 15;
-        while (lo < hi) {
-            int mid = (lo + hi) / 2;
-            if (shortest_k(a, mid, digits, &e10))
-                hi = mid;
-            else
-                lo = mid + 1;
-        }
-        k = lo;
+    uint64_t d;
+    int32_t e10;
+    shortest(a, &d, &e10);
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)d);
+    while (n > 1 && digits[n - 1] == '0') {
+        digits[--n] = 0;
+        e10++;
     }
-    if (!shortest_k(a, k, digits, &e10)) return 0;
-    fix_tie(a, k, digits, &e10);
-    size_t n = strlen(digits);
-    while (n > 1 && digits[n - 1] == '0') digits[--n] = 0;
-    /* Rust's layout: the point after `e10 + 1` digits, zeros to fill, no exponent. */
-    int point = e10 + 1;
+    /* Rust's layout: the point after n + e10 digits, zeros to fill, no exponent. */
+    int point = n + e10;
     char tmp[400];
     size_t w = 0;
-    w += (size_t)snprintf(tmp + w, sizeof tmp - w, "%s", sign);
+    if (*sign) tmp[w++] = '-';
     if (point <= 0) {
         tmp[w++] = '0';
         tmp[w++] = '.';
         for (int i = 0; i < -point; i++) tmp[w++] = '0';
-        for (size_t i = 0; i < n; i++) tmp[w++] = digits[i];
-    } else if ((size_t)point < n) {
-        for (size_t i = 0; i < n; i++) {
-            if (i == (size_t)point) tmp[w++] = '.';
+        for (int i = 0; i < n; i++) tmp[w++] = digits[i];
+    } else if (point < n) {
+        for (int i = 0; i < n; i++) {
+            if (i == point) tmp[w++] = '.';
             tmp[w++] = digits[i];
         }
     } else {
-        for (size_t i = 0; i < n; i++) tmp[w++] = digits[i];
-        for (size_t i = n; i < (size_t)point; i++) tmp[w++] = '0';
+        for (int i = 0; i < n; i++) tmp[w++] = digits[i];
+        for (int i = n; i < point; i++) tmp[w++] = '0';
     }
     tmp[w] = 0;
     if (w + 1 > cap) return 0;

@@ -39,6 +39,8 @@ use std::time::{Duration, Instant};
 pub const RT_H: &str = include_str!("../runtime/dyn_rt.h");
 /// The runtime's shared part: shims, noise, number formats.
 pub const RT_C: &str = include_str!("../runtime/rt.c");
+/// The tables of the runtime's float-to-decimal conversion (written by `gen_pow5.py`).
+pub const POW5_H: &str = include_str!("../runtime/pow5.h");
 /// `main` of executables.
 pub const MAIN_C: &str = include_str!("../runtime/main.c");
 /// The library API's implementation.
@@ -588,7 +590,7 @@ fn fnv(parts: &[&str]) -> u64 {
 
 /// The object file of one runtime source: from the cache, or compiled (and cached).
 fn runtime_object(cc: &str, dir: &Path, name: &str, src: &str) -> Result<PathBuf, BuildError> {
-    let key = fnv(&[cc, &CFLAGS.join(" "), RT_H, API_H, src]);
+    let key = fnv(&[cc, &CFLAGS.join(" "), RT_H, API_H, POW5_H, src]);
     let file = format!("{name}-{key:016x}.o");
     let cache = cache_dir();
     if let Some(c) = &cache {
@@ -599,6 +601,7 @@ fn runtime_object(cc: &str, dir: &Path, name: &str, src: &str) -> Result<PathBuf
     }
     write(dir, "dyn_rt.h", RT_H.as_bytes())?;
     write(dir, "api.h", API_H.as_bytes())?;
+    write(dir, "pow5.h", POW5_H.as_bytes())?;
     let c_file = write(dir, &format!("{name}.c"), src.as_bytes())?;
     let obj = dir.join(format!("{name}.o"));
     let mut cmd = cc_command(cc);

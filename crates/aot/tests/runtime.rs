@@ -13,6 +13,7 @@ fn ask(requests: &str) -> Vec<String> {
     if !exe.exists() {
         std::fs::write(dir.join("dyn_rt.h"), dyn_aot::RT_H).unwrap();
         std::fs::write(dir.join("rt.c"), dyn_aot::RT_C).unwrap();
+        std::fs::write(dir.join("pow5.h"), dyn_aot::POW5_H).unwrap();
         let tmp = dir.join(format!("rt_check.{:?}", std::thread::current().id()));
         let o = dyn_aot::cc_command(&dyn_aot::c_compiler(None))
             .args(dyn_aot::CFLAGS)
@@ -109,8 +110,20 @@ fn values() -> Vec<f64> {
         v.push(-(k as f64) * 1.1);
     }
     let mut r = Rng(42);
-    for _ in 0..100_000 {
+    // DYN_RT_TEST_VALUES=N checks N random bit patterns instead of 100,000.
+    let n: usize = std::env::var("DYN_RT_TEST_VALUES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    for _ in 0..n {
         v.push(f64::from_bits(r.next()));
+    }
+    // Exact binary fractions: ties between two shortest decimals.
+    for j in 0..64 {
+        for m in [1u64, 3, 5, 7, 9, 11, 13, 15, 17, 123, 4097] {
+            v.push(m as f64 / 2f64.powi(j));
+            v.push(m as f64 * 2f64.powi(j + 40));
+        }
     }
     for _ in 0..20_000 {
         // Values of everyday size, where traces live.
