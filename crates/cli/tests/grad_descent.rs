@@ -93,8 +93,9 @@ fn least_squares_descent_reaches_the_normal_equations_solution() {
         for r in 0..3 {
             if r != i {
                 let f = m[r][i] / m[i][i];
-                for c in 0..4 {
-                    m[r][c] -= f * m[i][c];
+                let pivot = m[i];
+                for (x, p) in m[r].iter_mut().zip(pivot) {
+                    *x -= f * p;
                 }
             }
         }
