@@ -117,8 +117,12 @@ pub struct Built {
 /// The targets `dyn build` supports: the machine it runs on, when that is x86-64 or
 /// AArch64 under Linux or macOS.
 pub fn check_target() -> Result<(), BuildError> {
-    let arch = std::env::consts::ARCH;
-    let os = std::env::consts::OS;
+    target_supported(std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// Whether `dyn build` supports a machine of this architecture and OS (Rust's names, as in
+/// `std::env::consts`).
+pub fn target_supported(arch: &str, os: &str) -> Result<(), BuildError> {
     if matches!(arch, "x86_64" | "aarch64") && matches!(os, "linux" | "macos") {
         Ok(())
     } else {
@@ -741,4 +745,48 @@ pub fn build(
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_other_than_x86_64_and_aarch64_linux_and_macos_are_refused() {
+        assert!(target_supported("x86_64", "linux").is_ok());
+        assert!(target_supported("aarch64", "macos").is_ok());
+        for (arch, os) in [
+            ("riscv64", "linux"),
+            ("x86_64", "windows"),
+            ("x86", "linux"),
+        ] {
+            let e = target_supported(arch, os).unwrap_err().to_string();
+            assert!(
+                e.contains(arch) && e.contains(os) && e.contains("supports"),
+                "{e}"
+            );
+        }
+        assert!(
+            check_target().is_ok(),
+            "the machine running the tests is supported"
+        );
+    }
+
+    #[test]
+    fn c_text_is_escaped_and_numbers_read_back() {
+        assert_eq!(c_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\012\"");
+        assert_eq!(c_f64(0.1), "1e-1");
+        assert_eq!(c_f64(f64::NEG_INFINITY), "-INFINITY");
+        assert_eq!(c_f64(-2.5e-300), "-2.5e-300");
+        assert_eq!(fnv(&["a", "b"]), fnv(&["a", "b"]));
+        assert_ne!(fnv(&["ab", ""]), fnv(&["a", "b"]));
+    }
+
+    #[test]
+    fn cc_may_carry_arguments() {
+        let c = cc_command("ccache  gcc -m64");
+        assert_eq!(c.get_program(), "ccache");
+        let args: Vec<_> = c.get_args().collect();
+        assert_eq!(args, ["gcc", "-m64"]);
+    }
 }
