@@ -163,6 +163,10 @@ pub struct Gen<'a> {
     pub scratch: Cell<usize>,
     /// Signals computed where they are read.
     virt: Virtual,
+    /// While emitting a register-held step: the state values by slot.
+    regs: std::cell::RefCell<Option<Vec<Value>>>,
+    /// While emitting register-held updates: their variables by slot.
+    outv: std::cell::RefCell<Option<Vec<cranelift_frontend::Variable>>>,
 }
 
 /// Function refs and buffer pointers inside one function being built.
@@ -174,6 +178,26 @@ pub(crate) struct Ctx {
     /// Scratch memory for tensor temporaries.
     pub scratch: Value,
     refs: HashMap<&'static str, FuncRef>,
+    /// The state held in registers (small models inside a step), by slot: reads of the
+    /// state take these values instead of loading from `x`.
+    pub xregs: Option<Vec<Value>>,
+    /// Variables receiving the updates by slot, instead of stores into `out`.
+    pub outv: Option<Vec<cranelift_frontend::Variable>>,
+}
+
+/// The constant an i64 value was made from, if it is one.
+pub(crate) fn const_of(b: &FunctionBuilder, v: Value) -> Option<i64> {
+    use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+    match b.func.dfg.value_def(v) {
+        ValueDef::Result(inst, 0) => match b.func.dfg.insts[inst] {
+            InstructionData::UnaryImm {
+                opcode: Opcode::Iconst,
+                imm,
+            } => Some(imm.bits()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 impl<'a> Gen<'a> {
@@ -203,6 +227,8 @@ impl<'a> Gen<'a> {
             randn,
             scratch: Cell::new(0),
             virt: Virtual::new(flat),
+            regs: Default::default(),
+            outv: Default::default(),
         })
     }
 
@@ -261,6 +287,10 @@ impl<'a> Gen<'a> {
         stride: usize,
         off: usize,
     ) -> Value {
+        if let Some(k) = const_of(b, e) {
+            // Folded, so that a constant element gives a constant slot (register-held state).
+            return b.ins().iconst(I64, k * stride as i64 + (base + off) as i64);
+        }
         let m = b.ins().imul_imm_s(e, stride as i64);
         b.ins().iadd_imm_s(m, (base + off) as i64)
     }
@@ -531,8 +561,13 @@ impl<'a> Gen<'a> {
             Some(i) => self.iexpr(b, c, f, i),
             None => b.ins().iconst(I64, 0),
         };
-        let en = b.ins().imul_imm_s(f.e, n);
-        let ce = b.ins().iadd(en, k);
+        let ce = match (const_of(b, f.e), const_of(b, k)) {
+            (Some(e), Some(k)) => b.ins().iconst(I64, e * n + k),
+            _ => {
+                let en = b.ins().imul_imm_s(f.e, n);
+                b.ins().iadd(en, k)
+            }
+        };
         Self::slot(
             b,
             child.sig_base,
@@ -569,7 +604,10 @@ impl<'a> Gen<'a> {
                     grp.state_stride,
                     grp.state_off[*i as usize],
                 );
-                Self::load(b, c.x, s)
+                match (&c.xregs, const_of(b, s)) {
+                    (Some(r), Some(k)) => r[k as usize],
+                    _ => Self::load(b, c.x, s),
+                }
             }
             Expr::Input(i) if self.virt.is(f.g, Sig::In(*i)) => {
                 // Computed in place: the wire's value in the parent's frame.
@@ -632,8 +670,13 @@ impl<'a> Gen<'a> {
                     Some(i) => self.iexpr(b, c, f, i),
                     None => b.ins().iconst(I64, 0),
                 };
-                let en = b.ins().imul_imm_s(f.e, n);
-                let ce = b.ins().iadd(en, k);
+                let ce = match (const_of(b, f.e), const_of(b, k)) {
+                    (Some(e), Some(k)) => b.ins().iconst(I64, e * n + k),
+                    _ => {
+                        let en = b.ins().imul_imm_s(f.e, n);
+                        b.ins().iadd(en, k)
+                    }
+                };
                 let csys = &flat.program.systems[flat.groups[cg as usize].system as usize];
                 let Readout::Ports(xs) = &csys.readout else {
                     unreachable!("inlined outputs have port readouts")
@@ -703,6 +746,95 @@ impl<'a> Gen<'a> {
             let dst = b.ins().iadd(buf, off);
             self.fill(b, c, f, x, dst, dyn_ir::system::slots(shape));
         }
+    }
+
+    /// Stores an update of a state slot: into `out`, or into its variable when updates are
+    /// kept in registers.
+    fn store_state(&self, b: &mut FunctionBuilder, c: &Ctx, out: Value, slot: Value, v: Value) {
+        match (&c.outv, const_of(b, slot)) {
+            (Some(vars), Some(k)) => b.def_var(vars[k as usize], v),
+            _ => Self::store(b, out, slot, v),
+        }
+    }
+
+    /// [`Gen::put`] for a state update (see [`Gen::store_state`]).
+    #[allow(clippy::too_many_arguments)]
+    fn put_state(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        out: Value,
+        slot: Value,
+        shape: &Shape,
+    ) {
+        if c.outv.is_some() && shape.is_empty() {
+            let v = self.expr(b, c, f, x);
+            self.store_state(b, c, out, slot, v);
+        } else {
+            self.put(b, c, f, x, out, slot, shape);
+        }
+    }
+
+    /// Can the state of this program be held in registers within a step? Every group has
+    /// one element and every slot is a scalar, so every state read is of a constant slot.
+    pub fn regs_ok(&self) -> bool {
+        let flat = self.flat;
+        flat.n_state <= 16
+            && flat.groups.iter().all(|g| g.count == 1)
+            && flat
+                .schedule
+                .iter()
+                .all(|o| o.items.iter().all(|it| it.loops.is_empty()))
+            && flat.program.systems.iter().all(|s| {
+                s.states.iter().all(|(sl, _)| sl.shape.is_empty())
+                    && s.params.iter().all(|(sl, _)| sl.shape.is_empty())
+                    && s.inputs
+                        .iter()
+                        .chain(&s.outputs)
+                        .all(|sl| sl.shape.is_empty())
+                    && s.lets.iter().all(|(sl, _)| sl.shape.is_empty())
+            })
+    }
+
+    /// The signal pass (lean or full) reading the state from registers `xs`.
+    pub fn signals_regs<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, io]: [Value; 4],
+        xs: &[Value],
+        lean: bool,
+    ) {
+        self.regs.replace(Some(xs.to_vec()));
+        self.signal_pass(module, b, [x, p, s, io], lean);
+        self.regs.replace(None);
+    }
+
+    /// The updates (derivatives; 0 for slots without one) of the state in registers `xs`,
+    /// as values by slot.
+    pub fn updates_regs<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, io]: [Value; 4],
+        xs: &[Value],
+    ) -> Vec<Value> {
+        let zero = b.ins().f64const(0.0);
+        let vars: Vec<_> = (0..xs.len())
+            .map(|_| {
+                let v = b.declare_var(F64);
+                b.def_var(v, zero);
+                v
+            })
+            .collect();
+        self.regs.replace(Some(xs.to_vec()));
+        self.outv.replace(Some(vars.clone()));
+        self.updates(module, b, [x, p, s, x, io]);
+        self.regs.replace(None);
+        self.outv.replace(None);
+        vars.iter().map(|v| b.use_var(*v)).collect()
     }
 
     /// Emits `for each item of the op: body(frame)`: a counted loop over a contiguous range of
@@ -837,6 +969,8 @@ impl<'a> Gen<'a> {
             io,
             scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
+            xregs: self.regs.borrow().clone(),
+            outv: None,
         };
         let flat = self.flat;
         for op in &flat.schedule {
@@ -975,6 +1109,8 @@ impl<'a> Gen<'a> {
             io,
             scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
+            xregs: self.regs.borrow().clone(),
+            outv: self.outv.borrow().clone(),
         };
         let flat = self.flat;
         // Slots without an update stay as the caller zeroed (derivatives) or copied (next).
@@ -1004,7 +1140,7 @@ impl<'a> Gen<'a> {
                         grp.state_off[a.state as usize],
                     );
                     let shape = &sys.states[a.state as usize].0.shape;
-                    cg.put(b, c, f, &a.value, out, sl, shape);
+                    cg.put_state(b, c, f, &a.value, out, sl, shape);
                 }
                 // The arm of the element's current mode. A derivative that another mode's arm
                 // sets is 0 in this mode (the interpreter zeroes every derivative first).
@@ -1022,7 +1158,7 @@ impl<'a> Gen<'a> {
                                     grp.state_stride,
                                     grp.state_off[a.state as usize],
                                 );
-                                Self::store(b, out, sl, zero);
+                                cg.store_state(b, c, out, sl, zero);
                             }
                         }
                     }
@@ -1047,7 +1183,7 @@ impl<'a> Gen<'a> {
                                 grp.state_off[a.state as usize],
                             );
                             let shape = &sys.states[a.state as usize].0.shape;
-                            cg.put(b, c, f, &a.value, out, sl, shape);
+                            cg.put_state(b, c, f, &a.value, out, sl, shape);
                         }
                         b.ins().jump(after, &[]);
                         b.switch_to_block(after);
@@ -1075,6 +1211,8 @@ impl<'a> Gen<'a> {
             io,
             scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
+            xregs: None,
+            outv: None,
         };
         let flat = self.flat;
         let mut base = 0usize;
@@ -1147,6 +1285,8 @@ impl<'a> Gen<'a> {
             io,
             scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
             refs: self.refs(module, b),
+            xregs: None,
+            outv: None,
         }
     }
 

@@ -64,6 +64,9 @@ pub struct Layout {
     pub discrete: bool,
     /// The model has `when` events.
     pub events: bool,
+    /// Within a step the state lives in registers (small models, Euler and RK4, no events):
+    /// the stages call `model_regs`, not `model`.
+    pub regs: bool,
     /// Input stream: the signal slot of each root input it feeds, in table column order
     /// (the table's address is the io word `STREAM`).
     pub stream: Option<Vec<usize>>,
@@ -81,6 +84,14 @@ fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, io_ptr: Value, ti
         let v = b.ins().load(F64, mem(), base, (j * 8) as i32);
         b.ins().store(mem(), v, s_ptr, (*slot * 8) as i32);
     }
+}
+
+/// Where a model call reads the state and writes its results.
+pub enum Bufs<'a> {
+    /// Buffers: the state, and the output (updates) or scratch (signals) buffer.
+    Mem(Value, Value),
+    /// The state's values in registers; updates are returned by slot.
+    Regs(&'a [Value]),
 }
 
 /// Which part of the model a call computes.
@@ -233,7 +244,7 @@ pub fn emit(
     b: &mut FunctionBuilder,
     a: &Args,
     l: &Layout,
-    model: &mut dyn FnMut(&mut FunctionBuilder, Part, Value, Value),
+    model: &mut dyn FnMut(&mut FunctionBuilder, Part, Bufs) -> Vec<Value>,
 ) {
     let n = l.n;
     let np = l.probes.len();
@@ -284,7 +295,7 @@ pub fn emit(
     b.ins().brif(first, init, &[], begin, &[]);
     b.switch_to_block(init);
     b.seal_block(init);
-    model(b, Part::Record, a.x, a.work);
+    model(b, Part::Record, Bufs::Mem(a.x, a.work));
     let zero_i = b.ins().iconst(I64, 0);
     record(b, zero_i);
     let one_r = one_row(b);
@@ -374,7 +385,7 @@ pub fn emit(
         let tick = b.ins().iadd_imm_s(rv, -1);
         set_tick(b, l, a.s, a.io, tick);
         let x = b.use_var(xv);
-        model(b, Part::Signals, x, a.work);
+        model(b, Part::Signals, Bufs::Mem(x, a.work));
         let o = b.use_var(ov);
         each(b, n, &mut |b, i| {
             let px = at(b, x, i);
@@ -382,7 +393,7 @@ pub fn emit(
             let po = at(b, o, i);
             b.ins().store(mem(), v, po, 0);
         });
-        model(b, Part::Updates, x, o);
+        model(b, Part::Updates, Bufs::Mem(x, o));
         reset_acc(b);
         each(b, n, &mut |b, i| {
             let po = at(b, o, i);
@@ -420,7 +431,7 @@ pub fn emit(
             b.seal_block(go);
         }
         let x = b.use_var(xv);
-        model(b, Part::Record, x, a.work);
+        model(b, Part::Record, Bufs::Mem(x, a.work));
         let rv = b.use_var(r);
         let row = b.ins().sdiv(rv, every_i);
         record(b, row);
@@ -472,8 +483,8 @@ pub fn emit(
             let step = b.ins().fmin(hcur, rem);
             let ks = [k1, k2, k3, k4, k5, k6, k7];
             let x = b.use_var(xv);
-            model(b, Part::Signals, x, a.work);
-            model(b, Part::Updates, x, k1);
+            model(b, Part::Signals, Bufs::Mem(x, a.work));
+            model(b, Part::Updates, Bufs::Mem(x, k1));
             for st in 1..7 {
                 let coefs: Vec<Value> = (0..st)
                     .map(|j| {
@@ -493,8 +504,8 @@ pub fn emit(
                     let pt = at(b, tmp, i);
                     b.ins().store(mem(), acc_v, pt, 0);
                 });
-                model(b, Part::Signals, tmp, a.work);
-                model(b, Part::Updates, tmp, ks[st]);
+                model(b, Part::Signals, Bufs::Mem(tmp, a.work));
+                model(b, Part::Updates, Bufs::Mem(tmp, ks[st]));
             }
             reset_acc(b);
             let err = b.declare_var(F64);
@@ -598,26 +609,96 @@ pub fn emit(
             b.switch_to_block(merge);
             b.seal_block(merge);
         } else {
-            let x = b.use_var(xv);
-            model(b, Part::Signals, x, a.work);
-            model(b, Part::Updates, x, k1);
-            reset_acc(b);
-            // dst[i] = x[i] + coef * k[i]
-            let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
-                if n > 16 {
-                    // Two lanes at a time (the same operations per element), then the odd one.
-                    let o = match dst {
-                        Some(d) => d,
-                        None => b.use_var(ov),
-                    };
-                    let flags = axpy2(b, x, k, o, coef, n / 2);
-                    if dst.is_none() {
-                        let s0 = b.use_var(acc);
-                        let s1 = b.ins().bor(s0, flags);
-                        b.def_var(acc, s1);
+            if l.regs {
+                // The same arithmetic as below, on values in registers instead of buffers.
+                let x = b.use_var(xv);
+                let xs: Vec<Value> = (0..n)
+                    .map(|i| b.ins().load(F64, mem(), x, (i * 8) as i32))
+                    .collect();
+                model(b, Part::Signals, Bufs::Regs(&xs));
+                let k1 = model(b, Part::Updates, Bufs::Regs(&xs));
+                reset_acc(b);
+                let comb = |b: &mut FunctionBuilder, coef: Value, k: &[Value]| -> Vec<Value> {
+                    xs.iter()
+                        .zip(k)
+                        .map(|(xv_, kv)| {
+                            let m = b.ins().fmul(coef, *kv);
+                            b.ins().fadd(*xv_, m)
+                        })
+                        .collect()
+                };
+                let new = match l.method {
+                    Method::Rk4 => {
+                        let half = b.ins().f64const(0.5);
+                        let hh = b.ins().fmul(half, h);
+                        let tmp = comb(b, hh, &k1);
+                        model(b, Part::Signals, Bufs::Regs(&tmp));
+                        let k2 = model(b, Part::Updates, Bufs::Regs(&tmp));
+                        let tmp = comb(b, hh, &k2);
+                        model(b, Part::Signals, Bufs::Regs(&tmp));
+                        let k3 = model(b, Part::Updates, Bufs::Regs(&tmp));
+                        let tmp = comb(b, h, &k3);
+                        model(b, Part::Signals, Bufs::Regs(&tmp));
+                        let k4 = model(b, Part::Updates, Bufs::Regs(&tmp));
+                        let six = b.ins().f64const(6.0);
+                        let h6 = b.ins().fdiv(h, six);
+                        let two = b.ins().f64const(2.0);
+                        (0..n)
+                            .map(|i| {
+                                let t2 = b.ins().fmul(two, k2[i]);
+                                let s1 = b.ins().fadd(k1[i], t2);
+                                let t3 = b.ins().fmul(two, k3[i]);
+                                let s2 = b.ins().fadd(s1, t3);
+                                let s3 = b.ins().fadd(s2, k4[i]);
+                                let m = b.ins().fmul(h6, s3);
+                                b.ins().fadd(xs[i], m)
+                            })
+                            .collect()
                     }
-                    if n % 2 == 1 {
-                        let i = b.ins().iconst(I64, (n - 1) as i64);
+                    _ => comb(b, h, &k1),
+                };
+                for (i, v) in new.into_iter().enumerate() {
+                    let iv = b.ins().iconst(I64, i as i64);
+                    put(b, iv, v);
+                }
+            } else {
+                let x = b.use_var(xv);
+                model(b, Part::Signals, Bufs::Mem(x, a.work));
+                model(b, Part::Updates, Bufs::Mem(x, k1));
+                reset_acc(b);
+                // dst[i] = x[i] + coef * k[i]
+                let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
+                    if n > 16 {
+                        // Two lanes at a time (the same operations per element), then the odd one.
+                        let o = match dst {
+                            Some(d) => d,
+                            None => b.use_var(ov),
+                        };
+                        let flags = axpy2(b, x, k, o, coef, n / 2);
+                        if dst.is_none() {
+                            let s0 = b.use_var(acc);
+                            let s1 = b.ins().bor(s0, flags);
+                            b.def_var(acc, s1);
+                        }
+                        if n % 2 == 1 {
+                            let i = b.ins().iconst(I64, (n - 1) as i64);
+                            let px = at(b, x, i);
+                            let xv_ = b.ins().load(F64, mem(), px, 0);
+                            let pk = at(b, k, i);
+                            let kv = b.ins().load(F64, mem(), pk, 0);
+                            let m = b.ins().fmul(coef, kv);
+                            let v = b.ins().fadd(xv_, m);
+                            match dst {
+                                Some(d) => {
+                                    let pd = at(b, d, i);
+                                    b.ins().store(mem(), v, pd, 0);
+                                }
+                                None => put(b, i, v),
+                            }
+                        }
+                        return;
+                    }
+                    each(b, n, &mut |b, i| {
                         let px = at(b, x, i);
                         let xv_ = b.ins().load(F64, mem(), px, 0);
                         let pk = at(b, k, i);
@@ -631,58 +712,42 @@ pub fn emit(
                             }
                             None => put(b, i, v),
                         }
-                    }
-                    return;
-                }
-                each(b, n, &mut |b, i| {
-                    let px = at(b, x, i);
-                    let xv_ = b.ins().load(F64, mem(), px, 0);
-                    let pk = at(b, k, i);
-                    let kv = b.ins().load(F64, mem(), pk, 0);
-                    let m = b.ins().fmul(coef, kv);
-                    let v = b.ins().fadd(xv_, m);
-                    match dst {
-                        Some(d) => {
-                            let pd = at(b, d, i);
-                            b.ins().store(mem(), v, pd, 0);
-                        }
-                        None => put(b, i, v),
-                    }
-                });
-            };
-            match l.method {
-                Method::Euler | Method::Rk45 => axpy(b, None, h, k1),
-                Method::Rk4 => {
-                    let half = b.ins().f64const(0.5);
-                    let hh = b.ins().fmul(half, h);
-                    axpy(b, Some(tmp), hh, k1);
-                    model(b, Part::Signals, tmp, a.work);
-                    model(b, Part::Updates, tmp, k2);
-                    axpy(b, Some(tmp), hh, k2);
-                    model(b, Part::Signals, tmp, a.work);
-                    model(b, Part::Updates, tmp, k3);
-                    axpy(b, Some(tmp), h, k3);
-                    model(b, Part::Signals, tmp, a.work);
-                    model(b, Part::Updates, tmp, k4);
-                    let six = b.ins().f64const(6.0);
-                    let h6 = b.ins().fdiv(h, six);
-                    let two = b.ins().f64const(2.0);
-                    each(b, n, &mut |b, i| {
-                        let ld = |b: &mut FunctionBuilder, base: Value| {
-                            let p = at(b, base, i);
-                            b.ins().load(F64, mem(), p, 0)
-                        };
-                        let (xv_, a1, a2, a3, a4) =
-                            (ld(b, x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
-                        let t2 = b.ins().fmul(two, a2);
-                        let s1 = b.ins().fadd(a1, t2);
-                        let t3 = b.ins().fmul(two, a3);
-                        let s2 = b.ins().fadd(s1, t3);
-                        let s3 = b.ins().fadd(s2, a4);
-                        let m = b.ins().fmul(h6, s3);
-                        let v = b.ins().fadd(xv_, m);
-                        put(b, i, v);
                     });
+                };
+                match l.method {
+                    Method::Euler | Method::Rk45 => axpy(b, None, h, k1),
+                    Method::Rk4 => {
+                        let half = b.ins().f64const(0.5);
+                        let hh = b.ins().fmul(half, h);
+                        axpy(b, Some(tmp), hh, k1);
+                        model(b, Part::Signals, Bufs::Mem(tmp, a.work));
+                        model(b, Part::Updates, Bufs::Mem(tmp, k2));
+                        axpy(b, Some(tmp), hh, k2);
+                        model(b, Part::Signals, Bufs::Mem(tmp, a.work));
+                        model(b, Part::Updates, Bufs::Mem(tmp, k3));
+                        axpy(b, Some(tmp), h, k3);
+                        model(b, Part::Signals, Bufs::Mem(tmp, a.work));
+                        model(b, Part::Updates, Bufs::Mem(tmp, k4));
+                        let six = b.ins().f64const(6.0);
+                        let h6 = b.ins().fdiv(h, six);
+                        let two = b.ins().f64const(2.0);
+                        each(b, n, &mut |b, i| {
+                            let ld = |b: &mut FunctionBuilder, base: Value| {
+                                let p = at(b, base, i);
+                                b.ins().load(F64, mem(), p, 0)
+                            };
+                            let (xv_, a1, a2, a3, a4) =
+                                (ld(b, x), ld(b, k1), ld(b, k2), ld(b, k3), ld(b, k4));
+                            let t2 = b.ins().fmul(two, a2);
+                            let s1 = b.ins().fadd(a1, t2);
+                            let t3 = b.ins().fmul(two, a3);
+                            let s2 = b.ins().fadd(s1, t3);
+                            let s3 = b.ins().fadd(s2, a4);
+                            let m = b.ins().fmul(h6, s3);
+                            let v = b.ins().fadd(xv_, m);
+                            put(b, i, v);
+                        });
+                    }
                 }
             }
             let tv = b.use_var(t);
@@ -698,8 +763,8 @@ pub fn emit(
                     let pd = at(b, tmp, i);
                     b.ins().store(mem(), v, pd, 0);
                 });
-                model(b, Part::Signals, x, a.work);
-                model(b, Part::Events, tmp, x);
+                model(b, Part::Signals, Bufs::Mem(x, a.work));
+                model(b, Part::Events, Bufs::Mem(tmp, x));
             }
         }
         b.ins().jump(inner, &[]);
@@ -709,7 +774,7 @@ pub fn emit(
         b.seal_block(inner_done);
         b.def_var(t, target);
         let x = b.use_var(xv);
-        model(b, Part::Record, x, a.work);
+        model(b, Part::Record, Bufs::Mem(x, a.work));
         let rv = b.use_var(r);
         record(b, rv);
         let rows = b.ins().iadd_imm_s(rv, 1);

@@ -197,6 +197,7 @@ pub fn emit_program<M: Module>(
                 discrete: flat.time != TimeKind::Continuous,
                 events: n_events(flat) > 0,
                 stream: spec.stream.as_ref().map(|_| root_input_slots(flat)),
+                regs: false,
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
             let work_items: usize =
@@ -205,11 +206,31 @@ pub fn emit_program<M: Module>(
             let (p, s) = (ps[1], ps[2]);
             let (work, io) = (ps[3], ps[5]);
             let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
-            let mut model =
-                |b: &mut FunctionBuilder,
-                 part: driver::Part,
-                 x: cranelift_codegen::ir::Value,
-                 o: cranelift_codegen::ir::Value| match (inline, part) {
+            let regs = inline
+                && cg.regs_ok()
+                && flat.time == TimeKind::Continuous
+                && matches!(spec.method, Method::Euler | Method::Rk4)
+                && n_events(flat) == 0;
+            let layout = driver::Layout { regs, ..layout };
+            let mut model = |b: &mut FunctionBuilder,
+                             part: driver::Part,
+                             bufs: driver::Bufs|
+             -> Vec<cranelift_codegen::ir::Value> {
+                let (x, o) = match bufs {
+                    driver::Bufs::Mem(x, o) => (x, o),
+                    driver::Bufs::Regs(xs) => {
+                        let x = ps[0];
+                        return match part {
+                            driver::Part::Updates => cg.updates_regs(module, b, [x, p, s, io], xs),
+                            _ => {
+                                let lean = part == driver::Part::Signals;
+                                cg.signals_regs(module, b, [x, p, s, io], xs, lean);
+                                vec![]
+                            }
+                        };
+                    }
+                };
+                match (inline, part) {
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
                         cg.events(module, b, [x, p, s, o, flags, io]);
@@ -226,7 +247,9 @@ pub fn emit_program<M: Module>(
                     (false, driver::Part::Updates) => {
                         b.ins().call(uref, &[x, p, s, o, io]);
                     }
-                };
+                }
+                vec![]
+            };
             // The driver returns from its own exit blocks.
             driver::emit(b, &args, &layout, &mut model);
         },
