@@ -369,3 +369,30 @@ fn long_let_chains_are_differentiated_or_refused_without_crashing() {
     let e = outputs(&chain(1200, step), "T", 0).unwrap_err();
     assert!(e.contains("too deep"), "{e}");
 }
+
+#[test]
+fn grad_in_a_system_that_reads_its_mode() {
+    // `match mode` adds a let before the user's; grad must still find the user's lets.
+    let o = outputs(
+        "interface Switch { mode On { out a: Real } mode Off { out a: Real } }
+         system S : Switch {
+           state w: Real = 3.0
+           state g: Real = 0.0
+           let gain = match mode { On => 1.0, Off => 2.0 }
+           let h = w * w * gain
+           let l = h * w
+           out = if w > 0.0 then On { a = g } else Off { a = g }
+           next g = grad(l, w)
+           next w = w
+         }
+         system Top : { out a: Real } {
+           box s: S
+           out a = s.a
+         }",
+        "Top",
+        1,
+    )
+    .unwrap();
+    // l = gain w^3 with gain = 1 (mode On): dl/dw = 3 w^2.
+    assert_eq!(o["a"], 27.0);
+}

@@ -101,7 +101,8 @@ struct Scope {
     param_tys: Vec<Ty>,
     state_tys: Vec<Ty>,
     input_tys: Vec<Ty>,
-    /// Lets lowered so far: type and definition (for `grad`).
+    /// Lets lowered so far: type and definition (for `grad`). Parallel to `lets`: a let
+    /// added by lowering (the `mode` let) needs its entry too.
     let_defs: Vec<(Ty, Expr)>,
     /// Types of a fn's arguments, size arguments included (for `grad`).
     arg_tys: Vec<Ty>,
@@ -286,6 +287,8 @@ impl<'a> Lowerer<'a> {
                 Expr::Const(0.0),
             ));
             sc.lets.push("mode".into());
+            // Int: a constant for `grad` (the slot's value is read, never differentiated).
+            sc.let_defs.push((Ty::Int, Expr::Const(0.0)));
         }
         let mut own_time = TimeKind::Stateless;
         // Declarations first (params, states, boxes, lets in order), so that every let is
