@@ -355,18 +355,25 @@ impl Session {
         }
         self.interrupt.store(false, Ordering::SeqCst);
         let flag = self.interrupt.clone();
+        // As `dyn run`: compiled when the JIT supports the program, else interpreted. Params
+        // are run-time values of the compiled code, so `:set` never changes what is compiled.
+        // (The row callback runs in Rust between compiled chunks, so Ctrl-C's unwind never
+        // crosses generated code.)
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            dyn_interp::run::run(
-                &flat,
-                &spec,
-                &mut |n| names = n.to_vec(),
-                &mut |time, vals| {
-                    trace.push(time, vals);
-                    if flag.load(Ordering::Relaxed) {
-                        std::panic::resume_unwind(Box::new(Interrupted));
-                    }
-                },
-            )
+            let mut on_header = |n: &[String]| names = n.to_vec();
+            let mut on_row = |time: f64, vals: &[f64]| {
+                trace.push(time, vals);
+                if flag.load(Ordering::Relaxed) {
+                    std::panic::resume_unwind(Box::new(Interrupted));
+                }
+            };
+            match dyn_jit::run(&flat, &spec, &mut on_header, &mut on_row) {
+                Ok(Ok(_)) => Ok(0),
+                Ok(Err(_unsupported)) => {
+                    dyn_interp::run::run(&flat, &spec, &mut on_header, &mut on_row)
+                }
+                Err(e) => Err(e),
+            }
         }));
         let status = match result {
             Ok(Ok(_)) => Status::Ok,
