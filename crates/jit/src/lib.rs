@@ -415,7 +415,17 @@ pub fn run(
     } else {
         count / every as u64 + 1
     };
-    let mut rec = vec![0.0; rows as usize * np.max(1)];
+    // The run is cut into calls of about 1% of the records each (at most 2^16 records or
+    // steps), so the caller sees rows (and can show progress) while it runs; each call
+    // continues where the last stopped. The record buffer holds one call's rows.
+    let total = count;
+    let chunk = (total / 100).clamp(1, 1 << 16);
+    let per_call = if flat.time == TimeKind::Continuous {
+        chunk
+    } else {
+        chunk / every as u64
+    } + 2;
+    let mut rec = vec![0.0; (per_call.min(rows) as usize) * np.max(1)];
     let mut work = vec![0.0; WORK_BUFFERS * n.max(1) + n_events(flat)];
     for (k, f) in sim.event_flags().iter().enumerate() {
         work[WORK_BUFFERS * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
@@ -460,10 +470,6 @@ pub fn run(
             }));
         }
     }
-    // The run is cut into calls of about 1% of the records each, so the caller sees rows
-    // (and can show progress) while it runs; each call continues where the last stopped.
-    let total = count;
-    let chunk = (total / 100).max(1);
     let mut r0 = 1u64;
     let mut emitted = 0usize;
     loop {
@@ -476,7 +482,7 @@ pub fn run(
             0.0
         };
         // SAFETY: every buffer has the length the generated code indexes: x has n_state
-        // slots, p n_param, s n_signal, work 10 × n plus the event flags, rec rows × probes,
+        // slots, p n_param, s n_signal, work 10 × n plus the event flags, rec one call's rows,
         // io 11 words; the noise cell points at `sim`'s generator and the stream cell at
         // `table`, which has at least as many rows as the run reads (checked above).
         unsafe {
@@ -485,14 +491,18 @@ pub fn run(
                 sim.m.params.as_ptr(),
                 sim.m.sig.as_mut_ptr(),
                 work.as_mut_ptr(),
-                rec.as_mut_ptr(),
+                // Row r of this call is written at `r - emitted` of `rec`: the code indexes
+                // by the absolute row, so the pointer it gets is shifted back (it only
+                // dereferences rows emitted..written, which are inside `rec`).
+                rec.as_mut_ptr().wrapping_sub(emitted * np),
                 io.as_mut_ptr(),
             );
         }
         let written = (io[3].to_bits() as usize).min(rows as usize);
         for r in emitted..written {
             // Record r is at r × every: a time, or (discrete) a step count.
-            row(r as f64 * every, &rec[r * np..(r + 1) * np]);
+            let k = r - emitted;
+            row(r as f64 * every, &rec[k * np..(k + 1) * np]);
         }
         emitted = written;
         let bad = io[5].to_bits() as i64;
