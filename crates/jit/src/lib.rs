@@ -10,6 +10,7 @@ mod codegen;
 pub mod driver;
 mod init;
 mod inline;
+pub mod rerun;
 pub mod shims;
 mod tensor;
 
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use codegen::{Unsupported, supported};
 pub use init::{EmittedInit, INIT_ARGS, emit_init, override_words, param_slots};
+pub use rerun::Runner;
 
 /// State-sized scratch buffers of the driver: k1…k7, the stage input, the other state.
 pub const WORK_BUFFERS: usize = 10;
