@@ -139,6 +139,7 @@ pub const BUILTINS: &[&str] = &[
     "real",
     "int",
     "randn",
+    "uniform",
     "transpose",
     "mean",
     "outer",
@@ -1446,6 +1447,57 @@ impl Checker<'_> {
                 }
             }
             "grad" => self.check_grad(env, name, args, span),
+            "uniform" => {
+                if !(2..=4).contains(&args.len()) {
+                    self.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            span,
+                            format!(
+                                "`uniform` takes 2 to 4 arguments (lo, hi, then sizes), found {}",
+                                args.len()
+                            ),
+                        )
+                        .label("here")
+                        .hint("`uniform(lo, hi)` is a Real, `uniform(lo, hi, m, n)` a Real[m, n]"),
+                    );
+                    return Ty::Error;
+                }
+                for a in &args[..2] {
+                    let t = self.check_expr(env, &a.value, Some(&Ty::Real));
+                    if !t.is_error() && !matches!(t, Ty::Real | Ty::Int) {
+                        self.report(
+                            Diagnostic::new(
+                                codes::TYPE_MISMATCH,
+                                a.value.span,
+                                format!("`uniform`'s bounds are numbers, found {t}"),
+                            )
+                            .label(format!("this is {t}")),
+                        );
+                    }
+                }
+                let sizes = env.sizes();
+                let mut dims = Vec::new();
+                for a in &args[2..] {
+                    match self.size(&a.value, &sizes) {
+                        Some(Dim::Known(0)) => {
+                            self.report(
+                                Diagnostic::new(codes::BAD_SIZE, a.value.span, "a size of 0")
+                                    .label("empty")
+                                    .hint("each size of `uniform` is at least 1"),
+                            );
+                            return Ty::Error;
+                        }
+                        Some(d) => dims.push(d),
+                        None => return Ty::Error,
+                    }
+                }
+                if dims.is_empty() {
+                    Ty::Real
+                } else {
+                    Ty::Tensor(Elem::Real, dims)
+                }
+            }
             "randn" => {
                 self.arg_count(name, args, 0, span);
                 Ty::Real

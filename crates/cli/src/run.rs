@@ -53,6 +53,20 @@ pub struct RunArgs {
     /// Bind the root's inputs to the columns of this CSV file, one row a tick.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// Bind a tensor input to numbered columns: `--bind x=p` reads `x[k]` from column `pk`
+    /// (repeatable).
+    #[arg(long)]
+    pub bind: Vec<String>,
+    /// Replay the input stream this many times (epochs).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Shuffle the input stream's rows every epoch, by this seed.
+    #[arg(long)]
+    pub shuffle: Option<u64>,
+    /// After the training rows, run this CSV's rows once with the column `train` = 0 (it is
+    /// 1 on the training rows): evaluation with updates gated off.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
     /// Also draw the recorded series into this SVG or PNG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -307,13 +321,31 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         spec.params.push((k.trim().to_string(), v));
     }
     if let Some(p) = &a.input {
-        match read_stream(p) {
-            Ok(st) => spec.stream = Some(st),
+        match read_stream(p).and_then(|st| training_stream(a, st)) {
+            Ok(st) => {
+                // A training run takes the whole stream unless told otherwise.
+                let training = a.epochs.is_some() || a.test.is_some();
+                if a.steps.is_none()
+                    && a.until.is_none()
+                    && (training || (spec.steps.is_none() && spec.until.is_none()))
+                {
+                    spec.until = None;
+                    if training && a.every.is_none() {
+                        // Record the initial and the final row: the trained model's figures.
+                        spec.every = Some(st.rows.len().max(1) as f64);
+                    }
+                    spec.steps = Some(st.rows.len() as u64);
+                }
+                spec.stream = Some(st)
+            }
             Err(msg) => {
                 eprintln!("error[{}]: {msg}", codes::BAD_INPUT.id);
                 return ExitCode::from(1);
             }
         }
+    } else if a.test.is_some() || a.epochs.is_some() || a.shuffle.is_some() || !a.bind.is_empty() {
+        eprintln!("error: `--epochs`, `--shuffle`, `--bind` and `--test` need `--input FILE`");
+        return ExitCode::from(2);
     }
     let lower_start = std::time::Instant::now();
     let program = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
@@ -414,6 +446,44 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             report_run_error(&e);
             ExitCode::from(1)
         }
+    }
+}
+
+/// The stream of a training run: `--bind` renames, `--epochs` and `--shuffle` replay the
+/// rows, `--test` appends the evaluation rows (see `Stream::then_test`).
+fn training_stream(
+    a: &RunArgs,
+    mut st: dyn_interp::run::Stream,
+) -> Result<dyn_interp::run::Stream, String> {
+    let mut test = match &a.test {
+        Some(p) => Some(read_stream(p)?),
+        None => None,
+    };
+    for b in &a.bind {
+        let Some((name, prefix)) = b.split_once('=') else {
+            return Err(format!(
+                "`--bind {b}`: expected NAME=PREFIX, e.g. `--bind x=p`"
+            ));
+        };
+        let (name, prefix) = (name.trim(), prefix.trim());
+        if st.bind_prefix(name, prefix) == 0 {
+            return Err(format!(
+                "`--bind {b}`: the input stream has no columns `{prefix}0`, `{prefix}1`, …"
+            ));
+        }
+        if let Some(t) = test.as_mut() {
+            t.bind_prefix(name, prefix);
+        }
+    }
+    if a.epochs == Some(0) {
+        return Err("`--epochs 0`: at least one epoch".into());
+    }
+    if a.epochs.is_some() || a.shuffle.is_some() {
+        st = st.epochs(a.epochs.unwrap_or(1), a.shuffle);
+    }
+    match &test {
+        Some(t) => st.then_test(t),
+        None => Ok(st),
     }
 }
 

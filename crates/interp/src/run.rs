@@ -53,6 +53,84 @@ pub struct Stream {
     pub rows: Vec<Vec<f64>>,
 }
 
+impl Stream {
+    /// Renames the columns `{prefix}0`, `{prefix}1`, … to `{name}[0]`, `{name}[1]`, …, so a
+    /// tensor input `name` reads them (`--bind x=p`). Returns how many columns were renamed.
+    pub fn bind_prefix(&mut self, name: &str, prefix: &str) -> usize {
+        let mut n = 0;
+        for c in &mut self.columns {
+            if let Some(k) = c.strip_prefix(prefix)
+                && !k.is_empty()
+                && k.bytes().all(|b| b.is_ascii_digit())
+                && let Ok(k) = k.parse::<usize>()
+            {
+                *c = format!("{name}[{k}]");
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The rows repeated `epochs` times. With `shuffle = Some(seed)` each epoch's rows are a
+    /// fresh permutation: a Fisher–Yates shuffle (for `i` from the last row down to 1, swap row
+    /// `i` with row `j = ⌊u · (i + 1)⌋`, `u` a uniform draw) by one [`Noise`] generator started
+    /// at `seed` and carried across epochs, so the order depends only on the seed and the
+    /// number of rows. The generator is not `randn()`'s: shuffling does not change the noise.
+    pub fn epochs(&self, epochs: u64, shuffle: Option<u64>) -> Stream {
+        let n = self.rows.len();
+        let mut rng = shuffle.map(dyn_ir::numeric::Noise::new);
+        let mut rows = Vec::with_capacity(n.saturating_mul(epochs as usize));
+        let mut order: Vec<usize> = (0..n).collect();
+        for _ in 0..epochs {
+            if let Some(rng) = rng.as_mut() {
+                for i in (1..n).rev() {
+                    let j = ((rng.uniform() * (i + 1) as f64) as usize).min(i);
+                    order.swap(i, j);
+                }
+            }
+            rows.extend(order.iter().map(|&i| self.rows[i].clone()));
+        }
+        Stream {
+            columns: self.columns.clone(),
+            rows,
+        }
+    }
+
+    /// Training rows followed by evaluation rows: `self`'s rows, then `test`'s rows (matched
+    /// by column name; a column `test` lacks is an error), with a column `train` added that is
+    /// 1 on `self`'s rows and 0 on `test`'s. A model gates its updates on `train`, so the
+    /// evaluation rows run the trained system with its updates off.
+    pub fn then_test(&self, test: &Stream) -> Result<Stream, String> {
+        let mut map = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            match test.columns.iter().position(|t| t == c) {
+                Some(i) => map.push(i),
+                None => return Err(format!("the test stream has no column `{c}`")),
+            }
+        }
+        if self.columns.iter().any(|c| c == "train") {
+            return Err("the stream already has a column `train`".into());
+        }
+        let mut columns = self.columns.clone();
+        columns.push("train".into());
+        let mut rows = Vec::with_capacity(self.rows.len() + test.rows.len());
+        for r in &self.rows {
+            let mut r = r.clone();
+            r.push(1.0);
+            rows.push(r);
+        }
+        for r in &test.rows {
+            let mut row: Vec<f64> = map
+                .iter()
+                .map(|&i| r.get(i).copied().unwrap_or(f64::NAN))
+                .collect();
+            row.push(0.0);
+            rows.push(row);
+        }
+        Ok(Stream { columns, rows })
+    }
+}
+
 impl Default for RunSpec {
     fn default() -> Self {
         RunSpec {

@@ -1070,6 +1070,52 @@ impl<'a> Lowerer<'a> {
             "real" => to_real(arg(self, 0, None)?),
             "int" => Expr::Un(Un::ToInt, Box::new(arg(self, 0, None)?)),
             "randn" => Expr::Randn,
+            "uniform" => {
+                // lo + (hi - lo) (atan2(z1, z2) / 2π + 1/2): the polar angle of two standard
+                // normal draws is uniform, so this reuses `randn()`'s generator in every
+                // backend. Elements in row-major order, each drawing z1 then z2.
+                let lo = arg(self, 0, Some(&real))?;
+                let hi = arg(self, 1, Some(&real))?;
+                let shape = shape_of(t, span)?;
+                let mut draw = || {
+                    let angle = Expr::Bin(
+                        Bin::Atan2,
+                        Num::Real,
+                        Box::new(Expr::Randn),
+                        Box::new(Expr::Randn),
+                    );
+                    let u = Expr::Bin(
+                        Bin::Add,
+                        Num::Real,
+                        Box::new(Expr::Bin(
+                            Bin::Div,
+                            Num::Real,
+                            Box::new(angle),
+                            Box::new(Expr::Const(std::f64::consts::TAU)),
+                        )),
+                        Box::new(Expr::Const(0.5)),
+                    );
+                    let width = Expr::Bin(
+                        Bin::Sub,
+                        Num::Real,
+                        Box::new(hi.clone()),
+                        Box::new(lo.clone()),
+                    );
+                    Expr::Bin(
+                        Bin::Add,
+                        Num::Real,
+                        Box::new(lo.clone()),
+                        Box::new(Expr::Bin(Bin::Mul, Num::Real, Box::new(width), Box::new(u))),
+                    )
+                };
+                fn nest(shape: &[u64], draw: &mut dyn FnMut() -> Expr) -> Expr {
+                    match shape.split_first() {
+                        None => draw(),
+                        Some((&n, rest)) => Expr::Array((0..n).map(|_| nest(rest, draw)).collect()),
+                    }
+                }
+                nest(&shape, &mut draw)
+            }
             _ => return Err(unsupported(span, &format!("`{}`", name.name))),
         })
     }
