@@ -45,7 +45,10 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
             Expr::Reduce(_, a) => ok(a),
             Expr::Dot(a, b) => ok(a).and(ok(b)),
             Expr::Mode(..) => Err("mode values".into()),
-            Expr::Tensor(..) => Err("tensor operations".into()),
+            Expr::Tensor(op, args) if !crate::tensor_ops::static_sels(op, args) => {
+                Err("an index computed from the model's values".into())
+            }
+            Expr::Tensor(_, args) => args.iter().try_for_each(ok),
             Expr::Un(_, a) => ok(a),
             Expr::Bin(_, _, a, b) => ok(a).and(ok(b)),
             // Both branches are computed and one selected: a `randn()` there would draw twice.
@@ -295,7 +298,7 @@ impl<'a> Gen<'a> {
         b.ins().iadd_imm_s(m, (base + off) as i64)
     }
 
-    fn call(b: &mut FunctionBuilder, c: &Ctx, name: &str, args: &[Value]) -> Value {
+    pub(crate) fn call(b: &mut FunctionBuilder, c: &Ctx, name: &str, args: &[Value]) -> Value {
         let inst = b.ins().call(c.refs[name], args);
         b.inst_results(inst)[0]
     }
@@ -721,7 +724,8 @@ impl<'a> Gen<'a> {
                 let p = self.ptr_of(b, c, f, x);
                 b.ins().load(F64, mem(), p, 0)
             }
-            Expr::Mode(..) | Expr::Tensor(..) => unreachable!("rejected by `supported`"),
+            Expr::Tensor(op, args) => self.tensor_op_scalar(b, c, f, op, args),
+            Expr::Mode(..) => unreachable!("rejected by `supported`"),
         }
     }
 

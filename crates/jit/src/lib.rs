@@ -13,6 +13,7 @@ mod inline;
 pub mod rerun;
 pub mod shims;
 mod tensor;
+mod tensor_ops;
 
 use codegen::Gen;
 use cranelift_codegen::ir::InstBuilder;

@@ -223,6 +223,7 @@ impl Gen<'_> {
                 let inner = self.call_shapes(f, xs);
                 self.shape(&inner, &self.flat.program.fns[*fi as usize].body)
             }
+            Expr::Tensor(op, args) => self.tensor_op_shape(f, op, args),
             _ => vec![],
         }
     }
@@ -403,6 +404,9 @@ impl Gen<'_> {
                     n,
                 );
             }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Softmax, args) => {
+                self.softmax_into(b, c, f, &args[0], dst)
+            }
             _ => {
                 let mut env = Env::new();
                 self.hoist(b, c, f, x, &mut env);
@@ -416,7 +420,14 @@ impl Gen<'_> {
     }
 
     /// Computes, before a fused loop, the parts of `x` that are not element-wise.
-    fn hoist(&self, b: &mut FunctionBuilder, c: &Ctx, f: &Frame, x: &Expr, env: &mut Env) {
+    pub(crate) fn hoist(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        env: &mut Env,
+    ) {
         let key = x as *const Expr;
         if env.contains_key(&key) {
             return;
@@ -445,6 +456,15 @@ impl Gen<'_> {
                 let p = self.ptr_of(b, c, f, x);
                 env.insert(key, V::T(p));
             }
+            Expr::Tensor(op, _) if Self::tensor_op_heavy(op) => {
+                let p = self.materialize(b, c, f, x);
+                env.insert(key, V::T(p));
+            }
+            Expr::Tensor(_, args) => {
+                for a in args {
+                    self.hoist(b, c, f, a, env);
+                }
+            }
             _ => {
                 if let Some(p) = self.leaf_addr(b, c, f, x) {
                     env.insert(key, V::T(p));
@@ -454,7 +474,7 @@ impl Gen<'_> {
     }
 
     /// Element `i` (an i64 value) of the fused expression `x`.
-    fn elem(
+    pub(crate) fn elem(
         &self,
         b: &mut FunctionBuilder,
         c: &Ctx,
@@ -494,6 +514,7 @@ impl Gen<'_> {
                 let ev = self.elem(b, c, f, e, i, env);
                 b.ins().select(cond, tv, ev)
             }
+            Expr::Tensor(op, args) => self.tensor_op_elem(b, c, f, op, args, i, env),
             // Everything else was hoisted; a scalar is computed in place.
             other => self.expr(b, c, f, other),
         }

@@ -237,12 +237,26 @@ fn vexpr() -> impl Strategy<Value = String> {
         Just("v[1]".to_string()),
         Just("(W @ w)[0]".to_string()),
         Just("sum(W @ v) / 10.0".to_string()),
+        Just("mean(w)".to_string()),
+        Just("max(v)".to_string()),
+        Just("min(w)".to_string()),
+        Just("logsumexp(v)".to_string()),
+        Just("real(argmax(w))".to_string()),
+        Just("sum(v[1..3])".to_string()),
+        Just("W[1, 2]".to_string()),
     ];
     let leaf = prop_oneof![
         Just("v".to_string()),
         Just("w".to_string()),
         Just("win".to_string()),
         Just("(W @ v)".to_string()),
+        Just("softmax(v)".to_string()),
+        Just("(transpose(W) @ w)".to_string()),
+        Just("(outer(v, win) @ w)".to_string()),
+        Just("one_hot(argmax(v), N)".to_string()),
+        Just("grad(sum(tanh(W @ v)) + logsumexp(w * v), v)".to_string()),
+        Just("W[.., 1]".to_string()),
+        Just("grad(dot(v, softmax(w)) + max(w) * v[0], w)".to_string()),
     ];
     leaf.prop_recursive(4, 20, 3, move |inner| {
         prop_oneof![
@@ -274,6 +288,11 @@ fn vexpr() -> impl Strategy<Value = String> {
 }
 
 fn tensor_model(discrete: bool, n: usize, dv: &str, dw: &str, wire: &str) -> String {
+    let (dv, dw, wire) = (
+        dv.replace('N', &n.to_string()),
+        dw.replace('N', &n.to_string()),
+        wire.replace('N', &n.to_string()),
+    );
     let kw = if discrete { "next" } else { "der" };
     let vec_of = |f: &dyn Fn(usize) -> f64| {
         let xs: Vec<String> = (0..n).map(|i| format!("{:.3}", f(i))).collect();
