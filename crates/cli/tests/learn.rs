@@ -242,3 +242,55 @@ fn uniform_initialisers_are_seeded() {
     assert_ne!(a, run("6", "interp"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs an example with its run block and extra flags; the header and the last row.
+fn run_example(file: &str, extra: &[&str]) -> (Vec<String>, Vec<f64>) {
+    let mut args = vec!["run", file];
+    args.extend_from_slice(extra);
+    last_row(&dyn_cmd(&args))
+}
+
+/// XOR with std.learn's Adam and MSE boxes: every case on the right side of 1/2.
+#[test]
+fn xor_is_learned() {
+    let (header, row) = run_example("examples/xor.dyn", &[]);
+    assert_eq!(header, ["t", "loss", "p00", "p01", "p10", "p11"]);
+    assert_eq!(row[0], 500.0);
+    assert!(row[1] < 0.01, "loss {}", row[1]);
+    assert!(row[2] < 0.1 && row[5] < 0.1, "{row:?}");
+    assert!(row[3] > 0.9 && row[4] > 0.9, "{row:?}");
+    let (_, interp) = run_example("examples/xor.dyn", &["--backend", "interp"]);
+    assert_eq!(interp, row);
+}
+
+/// Sine regression with Momentum boxes: the grid error falls below 1e-3.
+#[test]
+fn sine_is_fitted() {
+    let (_, first) = run_example("examples/sine.dyn", &["--steps", "1"]);
+    let (_, row) = run_example("examples/sine.dyn", &[]);
+    assert_eq!(row[0], 20000.0);
+    assert!(first[2] > 0.1, "initial grid error {}", first[2]);
+    assert!(row[2] < 1e-3, "grid error {}", row[2]);
+    let a = run_example(
+        "examples/sine.dyn",
+        &["--steps", "300", "--backend", "interp"],
+    );
+    let b = run_example("examples/sine.dyn", &["--steps", "300"]);
+    assert_eq!(a, b);
+}
+
+/// The residual network as an Euler-discretised ODE: layers wired forward and backward by
+/// `for` loops learn the rotation.
+#[test]
+fn resnet_ode_learns_the_rotation() {
+    let (_, row) = run_example("examples/resnet_ode.dyn", &[]);
+    assert_eq!(row[0], 20000.0);
+    assert!(row[2] < 5e-4, "average loss {}", row[2]);
+    let a = run_example(
+        "examples/resnet_ode.dyn",
+        &["--steps", "500", "--backend", "interp"],
+    );
+    let b = run_example("examples/resnet_ode.dyn", &["--steps", "500"]);
+    assert_eq!(a, b);
+    assert!(a.1[2] < 0.01, "after 500 steps: {}", a.1[2]);
+}
