@@ -2,12 +2,13 @@
 //! their initial values), each run for a while and labelled by the attractor it reaches.
 //!
 //! An attractor is recognised by the range of every Real state over the end of the run:
-//! its minimum, maximum and mean over the last `tail` samples. These do not depend on the
+//! its minimum and maximum over the last `tail` samples. A range does not depend on the
 //! phase, so every start that ends on the same fixed point, limit cycle or chaotic
-//! attractor (sampled long enough) gets the same features; two runs share a label when
-//! their features agree within `tol` (relative, `|a − b| ≤ tol × (1 + max(|a|, |b|))`).
-//! Labels are numbered in order of first appearance along the grid; a run whose state
-//! became NaN or infinite is labelled −1.
+//! attractor (sampled long enough) covers the same range; two runs share a label when their
+//! ranges overlap for every state, each widened by `tol` (relative: `tol × (1 + |bound|)`),
+//! which also groups starts that are still settling onto a fixed point. Labels are numbered
+//! in order of first appearance along the grid; a run whose state became NaN or infinite
+//! is labelled −1. Attractors closer than their own tail ranges are not told apart.
 
 use crate::model::Model;
 use crate::{Error, Progress, par_map};
@@ -55,9 +56,9 @@ pub struct Attractor {
     pub count: usize,
     /// Mean of each Real state over the tail, of the first start that reached it.
     pub mean: Vec<f64>,
-    /// Minimum of each Real state over the tail.
+    /// Minimum of each Real state over the tails of every start that reached it.
     pub min: Vec<f64>,
-    /// Maximum of each Real state over the tail.
+    /// Maximum of each Real state over those tails.
     pub max: Vec<f64>,
 }
 
@@ -147,10 +148,14 @@ pub fn run(model: &Model, opts: &Options, progress: &dyn Progress) -> Result<Rep
         progress.inc(1);
         Ok(out.ok().filter(|f| f.0.iter().all(|v: &f64| v.is_finite())))
     })?;
-    let close = |a: &[f64], b: &[f64]| {
-        a.iter()
-            .zip(b)
-            .all(|(p, q)| (p - q).abs() <= opts.tol * (1.0 + p.abs().max(q.abs())))
+    // Two runs reached the same attractor when, state by state, their ranges over the tail
+    // overlap (widened by `tol`): robust to starts that are still settling. An attractor's
+    // range grows with the runs that join it.
+    let overlaps = |a: &Attractor, lo: &[f64], hi: &[f64]| {
+        (0..lo.len()).all(|k| {
+            let w = opts.tol * (1.0 + a.max[k].abs().max(a.min[k].abs()).max(hi[k].abs()));
+            lo[k] <= a.max[k] + w && hi[k] >= a.min[k] - w
+        })
     };
     let mut attractors: Vec<Attractor> = Vec::new();
     let mut labels = Vec::with_capacity(feats.len());
@@ -159,12 +164,13 @@ pub fn run(model: &Model, opts: &Options, progress: &dyn Progress) -> Result<Rep
             labels.push(-1);
             continue;
         };
-        match attractors
-            .iter_mut()
-            .find(|a| close(&a.mean, &mean) && close(&a.min, &lo) && close(&a.max, &hi))
-        {
+        match attractors.iter_mut().find(|a| overlaps(a, &lo, &hi)) {
             Some(a) => {
                 a.count += 1;
+                for k in 0..lo.len() {
+                    a.min[k] = a.min[k].min(lo[k]);
+                    a.max[k] = a.max[k].max(hi[k]);
+                }
                 labels.push(a.label as i64);
             }
             None => {

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 when clean, 1 when a checked file has errors, 2 for usage or I/O errors.
 
+mod analyze;
 mod build;
 mod plot;
 mod run;
@@ -44,6 +45,9 @@ enum Command {
     /// Compile a model ahead of time: an executable that runs its `run` block (or, with
     /// --lib, a shared library and its C header).
     Build(Box<build::BuildArgs>),
+    /// Analyse a model as a dynamical system: fixed points, Lyapunov exponents, parameter
+    /// sweeps, basins of attraction, ensembles.
+    Analyze(Box<analyze::AnalyzeArgs>),
     /// Print the IR of nested systems (or, with --flat, the flattened step program).
     Ir {
         /// The file.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Repl { files } => ExitCode::from(dyn_repl::main(&files)),
         Command::Run(a) => run::run(&a, use_color(Color::Auto)),
         Command::Build(a) => build::build(&a, use_color(Color::Auto)),
+        Command::Analyze(a) => analyze::analyze(&a, use_color(Color::Auto)),
         Command::Ir { file, system, flat } => {
             run::ir(&file, system.as_deref(), flat, use_color(Color::Auto))
         }

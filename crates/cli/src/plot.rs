@@ -16,7 +16,8 @@ fn register_font() {
     });
 }
 
-const COLORS: [RGBColor; 8] = [
+/// The series colours (matplotlib's first eight).
+pub(crate) const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -26,6 +27,47 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
 ];
+
+/// A figure that draws itself on any plotters backend (SVG or bitmap).
+pub(crate) trait Figure {
+    /// Draws into `area` (already white).
+    fn draw<B: DrawingBackend>(
+        &self,
+        area: &DrawingArea<B, plotters::coord::Shift>,
+    ) -> Result<(), String>
+    where
+        B::ErrorType: 'static;
+}
+
+/// Renders `fig` at `size` pixels into `path`, SVG or PNG by the extension, with the
+/// embedded font.
+pub(crate) fn render(path: &Path, size: (u32, u32), fig: &impl Figure) -> Result<(), String> {
+    register_font();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    fn go<B: DrawingBackend>(
+        area: DrawingArea<B, plotters::coord::Shift>,
+        fig: &impl Figure,
+    ) -> Result<(), String>
+    where
+        B::ErrorType: 'static,
+    {
+        area.fill(&WHITE).map_err(|e| e.to_string())?;
+        fig.draw(&area)?;
+        area.present().map_err(|e| e.to_string())
+    }
+    match ext.as_str() {
+        "svg" => go(SVGBackend::new(path, size).into_drawing_area(), fig),
+        "png" => go(BitMapBackend::new(path, size).into_drawing_area(), fig),
+        _ => Err(format!(
+            "cannot plot to `{}`: use a .svg or .png file",
+            path.display()
+        )),
+    }
+}
 
 /// Draws `rows` (time, values) of the series `names` into `path` (SVG or PNG by extension).
 pub fn plot(
