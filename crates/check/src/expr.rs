@@ -140,6 +140,8 @@ pub const BUILTINS: &[&str] = &[
     "int",
     "randn",
     "uniform",
+    "zeros",
+    "ones",
     "transpose",
     "mean",
     "outer",
@@ -1447,6 +1449,37 @@ impl Checker<'_> {
                 }
             }
             "grad" => self.check_grad(env, name, args, span),
+            "zeros" | "ones" => {
+                if !(1..=2).contains(&args.len()) {
+                    self.report(
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            span,
+                            format!("`{n}` takes 1 or 2 sizes, found {} arguments", args.len()),
+                        )
+                        .label("here")
+                        .hint(format!("`{n}(m)` is a Real[m], `{n}(m, n)` a Real[m, n]")),
+                    );
+                    return Ty::Error;
+                }
+                let sizes = env.sizes();
+                let mut dims = Vec::new();
+                for a in args {
+                    match self.size(&a.value, &sizes) {
+                        Some(Dim::Known(0)) => {
+                            self.report(
+                                Diagnostic::new(codes::BAD_SIZE, a.value.span, "a size of 0")
+                                    .label("empty")
+                                    .hint(format!("each size of `{n}` is at least 1")),
+                            );
+                            return Ty::Error;
+                        }
+                        Some(d) => dims.push(d),
+                        None => return Ty::Error,
+                    }
+                }
+                Ty::Tensor(Elem::Real, dims)
+            }
             "uniform" => {
                 if !(2..=4).contains(&args.len()) {
                     self.report(

@@ -214,8 +214,9 @@ fn uniform_initialisers_are_seeded() {
         "system U : { out lo: Real  out hi: Real  out m: Real  out s: Real } {\n\
          state w: Real[40, 50] = uniform(-2.0, 3.0, 40, 50)\n\
          state c: Real = uniform(0, 1)\n\
-         out lo = min(w)\n out hi = max(w)\n out m = mean(w)\n out s = c\n\
-         next w = w\n next c = c\n}\nrun U { steps 1 }\n",
+         state z: Real[2, 3] = zeros(2, 3) + ones(2, 3)\n\
+         out lo = min(w)\n out hi = max(w)\n out m = mean(w)\n out s = c + sum(z) - 6.0\n\
+         next w = w\n next c = c\n next z = z\n}\nrun U { steps 1 }\n",
     )
     .unwrap();
     let run = |seed: &str, backend: &str| {

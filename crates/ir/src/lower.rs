@@ -1070,6 +1070,16 @@ impl<'a> Lowerer<'a> {
             "real" => to_real(arg(self, 0, None)?),
             "int" => Expr::Un(Un::ToInt, Box::new(arg(self, 0, None)?)),
             "randn" => Expr::Randn,
+            "zeros" | "ones" => {
+                let v = if name.name == "ones" { 1.0 } else { 0.0 };
+                fn fill(shape: &[u64], v: f64) -> Expr {
+                    match shape.split_first() {
+                        None => Expr::Const(v),
+                        Some((&n, rest)) => Expr::Array((0..n).map(|_| fill(rest, v)).collect()),
+                    }
+                }
+                fill(&shape_of(t, span)?, v)
+            }
             "uniform" => {
                 // lo + (hi - lo) (atan2(z1, z2) / 2π + 1/2): the polar angle of two standard
                 // normal draws is uniform, so this reuses `randn()`'s generator in every
