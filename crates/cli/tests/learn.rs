@@ -295,3 +295,79 @@ fn resnet_ode_learns_the_rotation() {
     assert_eq!(a, b);
     assert!(a.1[2] < 0.01, "after 500 steps: {}", a.1[2]);
 }
+
+/// Every row of a successful run's trace.
+fn all_rows(o: &Output) -> Vec<Vec<f64>> {
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse::<f64>().unwrap()).collect())
+        .collect()
+}
+
+/// The neuron-by-neuron form (`digits_neurons.dyn`: a box per neuron, forward and backward
+/// ports wired by `for` loops) gives the same per-sample losses as the matrix form
+/// (`digits_mlp.dyn`) over one epoch and the test rows, within 1e-9 (in fact to the bit).
+#[test]
+fn neuron_form_equals_matrix_form() {
+    let run = |file: &str, backend: &str| {
+        all_rows(&dyn_cmd(&[
+            "run",
+            file,
+            "--input",
+            "examples/data/digits_train.csv",
+            "--bind",
+            "x=p",
+            "--epochs",
+            "1",
+            "--shuffle",
+            "1",
+            "--test",
+            "examples/data/digits_test.csv",
+            "--record",
+            "loss,acc",
+            "--every",
+            "1",
+            "--backend",
+            backend,
+        ]))
+    };
+    let matrix = run("examples/digits_mlp.dyn", "interp");
+    let neurons = run("examples/digits_neurons.dyn", "interp");
+    assert_eq!(matrix.len(), 1 + 1437 + 360);
+    assert_eq!(neurons.len(), matrix.len());
+    let mut worst = 0.0f64;
+    for (a, b) in matrix.iter().zip(&neurons) {
+        assert_eq!(a[0], b[0]);
+        worst = worst.max((a[1] - b[1]).abs());
+        assert_eq!(a[2], b[2], "accuracy at t = {}", a[0]);
+    }
+    assert!(worst <= 1e-9, "largest per-sample loss difference {worst}");
+    assert!(
+        matrix[1437][1] < matrix[1][1],
+        "the loss fell over the epoch"
+    );
+    // The compiled runs end with the same figures as the interpreter's.
+    let fin = |file: &str, backend: &str| {
+        last_row(&dyn_cmd(&[
+            "run",
+            file,
+            "--input",
+            "examples/data/digits_train.csv",
+            "--bind",
+            "x=p",
+            "--epochs",
+            "1",
+            "--shuffle",
+            "1",
+            "--test",
+            "examples/data/digits_test.csv",
+            "--backend",
+            backend,
+        ]))
+    };
+    let reference = fin("examples/digits_neurons.dyn", "interp");
+    assert_eq!(fin("examples/digits_neurons.dyn", "auto"), reference);
+    assert_eq!(fin("examples/digits_mlp.dyn", "auto"), reference);
+}
