@@ -781,6 +781,96 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Can an Euler step be fused with the updates? Every state slot is a scalar with one
+    /// `der` (no mode-dependent updates, no states changed only by events).
+    pub fn fused_euler_ok(&self) -> bool {
+        let flat = self.flat;
+        let covered: usize = flat
+            .groups
+            .iter()
+            .map(|g| {
+                let s = &flat.program.systems[g.system as usize];
+                if s.time == flat.time {
+                    s.updates.len() * g.count as usize
+                } else {
+                    0
+                }
+            })
+            .sum();
+        covered == flat.n_state
+            && flat.program.systems.iter().all(|s| {
+                s.mode_updates.is_empty() && s.states.iter().all(|(sl, _)| sl.shape.is_empty())
+            })
+    }
+
+    /// Body of `euler_step(x, p, s, out, io)`: for every state, `x + h · der` into `out`
+    /// (the driver's arithmetic, fused into the update loop), with the finite-check flags
+    /// OR-ed into the io word `FLAGS`.
+    pub fn euler_step<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, out, io]: [Value; 5],
+    ) {
+        use crate::driver::io as iow;
+        let c = Ctx {
+            x,
+            p,
+            s,
+            io,
+            scratch: b.ins().load(I64, mem(), io, iow::SCRATCH),
+            refs: self.refs(module, b),
+            xregs: None,
+            outv: None,
+        };
+        let h = b.ins().load(F64, mem(), io, iow::HSTEP);
+        let acc = b.declare_var(I64);
+        let zero = b.ins().iconst(I64, 0);
+        b.def_var(acc, zero);
+        let flat = self.flat;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            if sys.updates.is_empty() || sys.time != flat.time {
+                continue;
+            }
+            let op = dyn_ir::flat::Op {
+                kind: OpKind::Let(gi as u32, 0),
+                items: (0..grp.count)
+                    .map(|e| dyn_ir::flat::Item {
+                        elem: e,
+                        loops: vec![],
+                        target: 0,
+                    })
+                    .collect(),
+            };
+            self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+                let grp = &cg.flat.groups[gi];
+                for a in &sys.updates {
+                    let d = cg.expr(b, c, f, &a.value);
+                    let sl = Self::slot(
+                        b,
+                        grp.state_base,
+                        f.e,
+                        grp.state_stride,
+                        grp.state_off[a.state as usize],
+                    );
+                    let xv = Self::load(b, c.x, sl);
+                    let m = b.ins().fmul(h, d);
+                    let v = b.ins().fadd(xv, m);
+                    Self::store(b, out, sl, v);
+                    let bits = b.ins().bitcast(I64, MemFlagsData::new(), v);
+                    let e = b.ins().band_imm_u(bits, 0x7ff0_0000_0000_0000u64 as i64);
+                    let fl = b.ins().iadd_imm_u(e, 0x0010_0000_0000_0000u64 as i64);
+                    let cur = b.use_var(acc);
+                    let nx = b.ins().bor(cur, fl);
+                    b.def_var(acc, nx);
+                }
+            });
+        }
+        let fl = b.use_var(acc);
+        b.ins().store(mem(), fl, io, iow::FLAGS);
+    }
+
     /// Can the state of this program be held in registers within a step? Every group has
     /// one element and every slot is a scalar, so every state read is of a constant slot.
     pub fn regs_ok(&self) -> bool {

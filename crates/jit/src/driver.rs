@@ -48,8 +48,12 @@ pub mod io {
     pub const STREAM: i32 = 104;
     /// In: the address of scratch memory for tensor temporaries (`Emitted::scratch` slots).
     pub const SCRATCH: i32 = 112;
+    /// In: the step of a fused Euler update (`Part::EulerStep`).
+    pub const HSTEP: i32 = 120;
+    /// Out: the finite-check flags of a fused Euler update (bit 63 set: a non-finite value).
+    pub const FLAGS: i32 = 128;
     /// Words in the io buffer.
-    pub const WORDS: usize = 15;
+    pub const WORDS: usize = 17;
 }
 
 /// What the driver needs to know at code generation.
@@ -67,6 +71,8 @@ pub struct Layout {
     /// Within a step the state lives in registers (small models, Euler and RK4, no events):
     /// the stages call `model_regs`, not `model`.
     pub regs: bool,
+    /// Euler steps call `Part::EulerStep` (every state has one `der`).
+    pub fused_euler: bool,
     /// Input stream: the signal slot of each root input it feeds, in table column order
     /// (the table's address is the io word `STREAM`).
     pub stream: Option<Vec<usize>>,
@@ -102,6 +108,9 @@ pub enum Part {
     Signals,
     /// Every signal from the state `x`, before a record.
     Record,
+    /// A whole Euler step fused with the updates: `x + h · der` into the second pointer,
+    /// with `h` the io word `HSTEP` and the finite-check flags left in the io word `FLAGS`.
+    EulerStep,
     /// Derivatives or next values of the state `x` into the second pointer.
     Updates,
     /// `when` events: conditions and jumps computed from the first pointer (the state
@@ -609,7 +618,15 @@ pub fn emit(
             b.switch_to_block(merge);
             b.seal_block(merge);
         } else {
-            if l.regs {
+            if l.fused_euler && l.method == Method::Euler {
+                let x = b.use_var(xv);
+                b.ins().store(mem(), h, a.io, io::HSTEP);
+                model(b, Part::Signals, Bufs::Mem(x, a.work));
+                let o = b.use_var(ov);
+                model(b, Part::EulerStep, Bufs::Mem(x, o));
+                let flags = b.ins().load(I64, mem(), a.io, io::FLAGS);
+                b.def_var(acc, flags);
+            } else if l.regs {
                 // The same arithmetic as below, on values in registers instead of buffers.
                 let x = b.use_var(xv);
                 let xs: Vec<Value> = (0..n)

@@ -146,6 +146,20 @@ pub fn emit_program<M: Module>(
             b.ins().return_(&[]);
         },
     )?;
+    let eul_id = define_fn(
+        module,
+        &mut ctx,
+        &mut fbc,
+        "euler_step",
+        Linkage::Local,
+        &sig5,
+        &mut |module, b, ps| {
+            if cg.fused_euler_ok() {
+                cg.euler_step(module, b, [ps[0], ps[1], ps[2], ps[3], ps[4]]);
+            }
+            b.ins().return_(&[]);
+        },
+    )?;
     let all_id = define_fn(
         module,
         &mut ctx,
@@ -184,6 +198,7 @@ pub fn emit_program<M: Module>(
             let sref = module.declare_func_in_func(sig_id, b.func);
             let uref = module.declare_func_in_func(upd_id, b.func);
             let aref = module.declare_func_in_func(all_id, b.func);
+            let eref = module.declare_func_in_func(eul_id, b.func);
             let args = driver::Args {
                 x: ps[0],
                 s: ps[2],
@@ -201,6 +216,7 @@ pub fn emit_program<M: Module>(
                 events: n_events(flat) > 0,
                 stream: spec.stream.as_ref().map(|_| root_input_slots(flat)),
                 regs: false,
+                fused_euler: false,
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
             let work_items: usize =
@@ -214,7 +230,16 @@ pub fn emit_program<M: Module>(
                 && flat.time == TimeKind::Continuous
                 && matches!(spec.method, Method::Euler | Method::Rk4)
                 && n_events(flat) == 0;
-            let layout = driver::Layout { regs, ..layout };
+            let fused_euler = !regs
+                && flat.time == TimeKind::Continuous
+                && spec.method == Method::Euler
+                && n_events(flat) == 0
+                && cg.fused_euler_ok();
+            let layout = driver::Layout {
+                regs,
+                fused_euler,
+                ..layout
+            };
             let mut model = |b: &mut FunctionBuilder,
                              part: driver::Part,
                              bufs: driver::Bufs|
@@ -244,6 +269,12 @@ pub fn emit_program<M: Module>(
                         b.ins().call(aref, &[x, p, s, o, io]);
                     }
                     (true, driver::Part::Updates) => cg.updates(module, b, [x, p, s, o, io]),
+                    (true, driver::Part::EulerStep) => {
+                        cg.euler_step(module, b, [x, p, s, o, io]);
+                    }
+                    (false, driver::Part::EulerStep) => {
+                        b.ins().call(eref, &[x, p, s, o, io]);
+                    }
                     (false, driver::Part::Signals) => {
                         b.ins().call(sref, &[x, p, s, o, io]);
                     }
