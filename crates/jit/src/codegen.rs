@@ -141,6 +141,8 @@ pub(crate) struct Frame {
     pub args: Vec<V>,
     /// Their shapes.
     pub arg_shapes: Vec<Shape>,
+    /// Known bounds (inclusive) of the loop values, where known.
+    pub ranges: Vec<Option<(i64, i64)>>,
 }
 
 impl Frame {
@@ -148,9 +150,35 @@ impl Frame {
         Frame {
             g,
             e,
+            ranges: vec![None; loops.len()],
             loops,
             args: vec![],
             arg_shapes: vec![],
+        }
+    }
+
+    /// The bounds of an integer expression of constants and loop values, if known.
+    fn range(&self, x: &Expr) -> Option<(i64, i64)> {
+        match x {
+            Expr::Const(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some((*v as i64, *v as i64)),
+            Expr::Loop(d) => self.ranges.get(*d as usize).copied().flatten(),
+            Expr::Bin(op @ (Bin::Add | Bin::Sub | Bin::Mul), Num::Int, l, r) => {
+                let ((a, b), (c, d)) = (self.range(l)?, self.range(r)?);
+                match op {
+                    Bin::Add => Some((a.checked_add(c)?, b.checked_add(d)?)),
+                    Bin::Sub => Some((a.checked_sub(d)?, b.checked_sub(c)?)),
+                    _ => {
+                        let ps = [
+                            a.checked_mul(c)?,
+                            a.checked_mul(d)?,
+                            b.checked_mul(c)?,
+                            b.checked_mul(d)?,
+                        ];
+                        Some((*ps.iter().min()?, *ps.iter().max()?))
+                    }
+                }
+            }
+            _ => None,
         }
     }
 }
@@ -328,6 +356,35 @@ impl<'a> Gen<'a> {
             Expr::Bin(op @ (Bin::Div | Bin::Rem), Num::Int, l, r) if matches!(**r, Expr::Const(k) if k != 0.0 && k != -1.0 && k.fract() == 0.0) =>
             {
                 let Expr::Const(k) = **r else { unreachable!() };
+                // A dividend known to lie in [0, 2k) needs no division (ring neighbours).
+                if let Some((lo, hi)) = f
+                    .range(l)
+                    .filter(|(lo, hi)| k > 0.0 && *lo >= 0 && *hi < 2 * k as i64)
+                {
+                    let k = k as i64;
+                    let a = self.iexpr(b, c, f, l);
+                    if hi < k {
+                        return if *op == Bin::Div {
+                            b.ins().iconst(I64, 0)
+                        } else {
+                            a
+                        };
+                    }
+                    let _ = lo;
+                    let over = b.ins().icmp_imm_s(
+                        cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual,
+                        a,
+                        k,
+                    );
+                    return if *op == Bin::Div {
+                        let one = b.ins().iconst(I64, 1);
+                        let zero = b.ins().iconst(I64, 0);
+                        b.ins().select(over, one, zero)
+                    } else {
+                        let less = b.ins().iadd_imm_s(a, -k);
+                        b.ins().select(over, less, a)
+                    };
+                }
                 let a = self.iexpr(b, c, f, l);
                 let ik = b.ins().iconst(I64, k as i64);
                 if *op == Bin::Div {
@@ -622,13 +679,17 @@ impl<'a> Gen<'a> {
                     // One parent element: the input's element is the loop value.
                     Some(_) if flat.groups[pg as usize].count == 1 => {
                         let zero = b.ins().iconst(I64, 0);
-                        Frame::new(pg, zero, vec![f.e])
+                        let mut fr = Frame::new(pg, zero, vec![f.e]);
+                        fr.ranges = vec![Some((0, grp.count as i64 - 1))];
+                        fr
                     }
                     Some(n) => {
                         let pe = b.ins().sdiv_imm_s(f.e, n as i64);
                         let base = b.ins().imul_imm_s(pe, n as i64);
                         let k = b.ins().isub(f.e, base);
-                        Frame::new(pg, pe, vec![k])
+                        let mut fr = Frame::new(pg, pe, vec![k]);
+                        fr.ranges = vec![Some((0, n as i64 - 1))];
+                        fr
                     }
                 };
                 self.expr(b, c, &inner, &psys.wires[w].value)

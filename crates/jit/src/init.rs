@@ -190,6 +190,7 @@ pub fn emit_init<M: Module>(
                         loops: vec![],
                         args: vec![],
                         arg_shapes: vec![],
+                        ranges: vec![],
                     };
                     for (k, ev) in sys.events.iter().enumerate() {
                         let cond = cg.expr(b, &c, &f, &ev.cond);
