@@ -67,6 +67,18 @@ pub struct RunArgs {
     /// 1 on the training rows): evaluation with updates gated off.
     #[arg(long)]
     pub test: Option<PathBuf>,
+    /// After the run, write the final value of every state (the trained weights) to this CSV:
+    /// a header of state names, one row of values.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Save only these states, comma-separated (a name takes its tensor elements and, for a
+    /// box, its states): e.g. the weights without the evaluation counters.
+    #[arg(long, value_delimiter = ',')]
+    pub save_states: Vec<String>,
+    /// Start from the states saved in this CSV (by `--save`): its last row overrides the
+    /// initial values of the states its header names.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
     /// Also draw the recorded series into this SVG or PNG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -347,6 +359,15 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         eprintln!("error: `--epochs`, `--shuffle`, `--bind` and `--test` need `--input FILE`");
         return ExitCode::from(2);
     }
+    if let Some(p) = &a.load {
+        match read_stream(p).and_then(|st| saved_state(p, st)) {
+            Ok(init) => spec.init = init,
+            Err(msg) => {
+                eprintln!("error[{}]: {msg}", codes::BAD_INPUT.id);
+                return ExitCode::from(1);
+            }
+        }
+    }
     let lower_start = std::time::Instant::now();
     let program = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
         Ok(f) => f,
@@ -355,6 +376,35 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // `--save`: the states are recorded after the asked columns, cut off before the trace.
+    let mut n_user = usize::MAX;
+    let mut save_cols: Vec<(String, usize)> = Vec::new();
+    if a.save.is_some()
+        && let Ok((user, _)) = dyn_interp::run::recorded(&program, &spec)
+    {
+        let mut record = user.clone();
+        for (n, p) in dyn_interp::run::probes(&program) {
+            let chosen = a.save_states.is_empty()
+                || a.save_states.iter().any(|w| {
+                    n == *w || n.starts_with(&format!("{w}[")) || n.starts_with(&format!("{w}."))
+                });
+            if let dyn_interp::run::Probe::State(_) = p
+                && chosen
+            {
+                let col = match user.iter().position(|u| *u == n) {
+                    Some(c) => c,
+                    None => {
+                        record.push(n.clone());
+                        record.len() - 1
+                    }
+                };
+                save_cols.push((n, col));
+            }
+        }
+        n_user = user.len();
+        spec.record = record;
+    }
+    let mut last_row: Vec<f64> = Vec::new();
     let sink: Box<dyn Write> = match &a.out {
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
@@ -376,10 +426,15 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
     let mut kept: Vec<(f64, Vec<f64>)> = Vec::new();
     let progress = Progress::new(spec.until.or(spec.steps.map(|s| s as f64)));
     let mut on_header = |n: &[String]| {
+        let n = &n[..n_user.min(n.len())];
         names = n.to_vec();
         write(format!("t,{}", n.join(",")));
     };
     let mut on_row = |t: f64, vals: &[f64]| {
+        if !save_cols.is_empty() {
+            last_row = vals.to_vec();
+        }
+        let vals = &vals[..n_user.min(vals.len())];
         let mut line = fmt_time(t);
         for v in vals {
             line.push(',');
@@ -440,6 +495,12 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
         eprintln!("error: writing the trace: {e}");
         return ExitCode::from(2);
     }
+    if let (Some(p), Ok(_)) = (&a.save, &result)
+        && let Err(e) = write_saved_state(p, &save_cols, &last_row)
+    {
+        eprintln!("error: cannot write `{}`: {e}", p.display());
+        return ExitCode::from(2);
+    }
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
@@ -475,8 +536,8 @@ fn training_stream(
             t.bind_prefix(name, prefix);
         }
     }
-    if a.epochs == Some(0) {
-        return Err("`--epochs 0`: at least one epoch".into());
+    if a.epochs == Some(0) && test.is_none() {
+        return Err("`--epochs 0` without `--test`: nothing to run".into());
     }
     if a.epochs.is_some() || a.shuffle.is_some() {
         st = st.epochs(a.epochs.unwrap_or(1), a.shuffle);
@@ -485,6 +546,42 @@ fn training_stream(
         Some(t) => st.then_test(t),
         None => Ok(st),
     }
+}
+
+/// Writes the saved-state format: a header of state names, one row of values (shortest
+/// round-trip decimals, so loading gives the same bits).
+fn write_saved_state(
+    path: &std::path::Path,
+    cols: &[(String, usize)],
+    row: &[f64],
+) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+    writeln!(f, "{}", names.join(","))?;
+    let vals: Vec<String> = cols
+        .iter()
+        .map(|(_, c)| row.get(*c).copied().unwrap_or(f64::NAN).to_string())
+        .collect();
+    writeln!(f, "{}", vals.join(","))?;
+    f.flush()
+}
+
+/// The state overrides of a saved-state file: its last row by column name (a column `t`, as
+/// in a trace, is skipped).
+fn saved_state(
+    path: &std::path::Path,
+    st: dyn_interp::run::Stream,
+) -> Result<Vec<(String, f64)>, String> {
+    let Some(row) = st.rows.last() else {
+        return Err(format!("`{}` has no rows of values", path.display()));
+    };
+    Ok(st
+        .columns
+        .iter()
+        .zip(row)
+        .filter(|(c, _)| *c != "t")
+        .map(|(c, v)| (c.clone(), *v))
+        .collect())
 }
 
 /// Reads an input stream: a CSV file with a header; every cell a number.

@@ -42,6 +42,9 @@ pub struct RunSpec {
     pub params: Vec<(String, f64)>,
     /// Values of the root's inputs, one row a tick (a step of `dt`, or of a discrete system).
     pub stream: Option<Stream>,
+    /// Initial-state overrides: a state's recordable name (`W1[3]`, `layer[2].b[0]`) and its
+    /// value, applied after the initial values are computed (loading trained weights).
+    pub init: Vec<(String, f64)>,
 }
 
 /// A table of input values: column names and rows.
@@ -145,6 +148,7 @@ impl Default for RunSpec {
             seed: 0,
             params: vec![],
             stream: None,
+            init: vec![],
         }
     }
 }
@@ -397,6 +401,25 @@ impl<'f> Sim<'f> {
                     let v = m.eval_init(gi as u32, e, init, &x)?;
                     let o = g.state(e, i);
                     v.to_slots(&mut x[o..o + slots(&slot.shape).max(1)]);
+                }
+            }
+        }
+        if !spec.init.is_empty() {
+            let states: Vec<(String, usize)> = probes(flat)
+                .into_iter()
+                .filter_map(|(n, p)| match p {
+                    Probe::State(i) => Some((n, i)),
+                    Probe::Signal(_) => None,
+                })
+                .collect();
+            for (name, v) in &spec.init {
+                match states.iter().find(|(n, _)| n == name) {
+                    Some((_, i)) => x[*i] = *v,
+                    None => {
+                        return Err(RunError::Input(format!(
+                            "the saved state `{name}` is not a state of this model"
+                        )));
+                    }
                 }
             }
         }
