@@ -1465,6 +1465,13 @@ impl Checker<'_> {
                 let sizes = env.sizes();
                 let mut dims = Vec::new();
                 for a in args {
+                    if let ExprKind::Var(v) = &a.value.kind
+                        && !sizes.symbolic.contains(&v.name)
+                        && !sizes.bound.contains_key(&v.name)
+                    {
+                        // A param here is an error below, not an unused param.
+                        let _ = env.lookup(self, v);
+                    }
                     match self.size(&a.value, &sizes) {
                         Some(Dim::Known(0)) => {
                             self.report(
@@ -1512,6 +1519,13 @@ impl Checker<'_> {
                 let sizes = env.sizes();
                 let mut dims = Vec::new();
                 for a in &args[2..] {
+                    if let ExprKind::Var(v) = &a.value.kind
+                        && !sizes.symbolic.contains(&v.name)
+                        && !sizes.bound.contains_key(&v.name)
+                    {
+                        // A param here is an error below, not an unused param.
+                        let _ = env.lookup(self, v);
+                    }
                     match self.size(&a.value, &sizes) {
                         Some(Dim::Known(0)) => {
                             self.report(
