@@ -16,6 +16,8 @@
 //! supports the program, compiled once per worker thread and rerun with other params and
 //! initial states, else on the interpreter ([`model`]).
 
+#![warn(missing_docs)]
+
 pub mod basins;
 pub mod dual;
 pub mod ensemble;
