@@ -122,7 +122,6 @@ impl<'c, 'f> Runner<'c, 'f> {
         };
         let scratch = vec![0.0f64; compiled.scratch.max(1)];
         let mut io = [0.0f64; driver::io::WORDS];
-        io[word(driver::io::RNG)] = f64::from_bits(sim.m.rng_ptr() as u64);
         io[word(driver::io::SCALE)] = scale;
         io[word(driver::io::H)] = spec.dt;
         io[word(driver::io::RTOL)] = spec.rtol;
@@ -201,6 +200,8 @@ impl<'c, 'f> Runner<'c, 'f> {
         } else {
             0.0
         };
+        // Addresses are set at every call: the runner (and its `sim`) may have moved.
+        self.io[word(driver::io::RNG)] = f64::from_bits(self.sim.m.rng_ptr() as u64);
         self.io[word(driver::io::STREAM)] = f64::from_bits(self.table.as_ptr() as u64);
         self.io[word(driver::io::SCRATCH)] = f64::from_bits(self.scratch.as_mut_ptr() as u64);
         // Row `r` is written at `rec + r × np`: shifted so that row `base` is the first of
