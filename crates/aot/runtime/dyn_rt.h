@@ -41,7 +41,7 @@ typedef struct {
     size_t work_buffers;            /* state-sized scratch buffers of the driver */
     /* io words (byte offsets / 8) */
     size_t io_words, io_count, io_every, io_dt, io_rows, io_bad_t, io_bad_slot, io_start,
-        io_t0, io_rtol, io_atol, io_h, io_rng, io_scale, io_stream, io_scratch;
+        io_t0, io_rtol, io_atol, io_h, io_rng, io_scale, io_stream, io_scratch, io_total;
     /* the run block (and dyn run's defaults) */
     int has_until;
     double until;

@@ -541,6 +541,7 @@ int main(int argc, char **argv) {
     io[M->io_dt] = dt;
     /* The run in calls of a bounded number of records: rows go out as they come. */
     total = count;
+    dyn_io_u64(io, M->io_total, total);
     uint64_t chunk = total / 100;
     uint64_t cap_rows = ((uint64_t)1 << 20) / (nrec ? nrec : 1);
     if (chunk > cap_rows) chunk = cap_rows;

@@ -401,7 +401,19 @@ fn input_streams_feed_the_root_inputs() {
 /// Both backends read input streams the same way (discrete and continuous, short files).
 #[test]
 fn input_streams_agree_between_backends() {
-    let cases: [&[&str]; 4] = [
+    let cases: [&[&str]; 5] = [
+        // An output reading the input, recorded every step (the JIT once showed the row
+        // before at the end of each of its chunks).
+        &[
+            "run",
+            "tests/data/echo.dyn",
+            "--system",
+            "Echo",
+            "--steps",
+            "3",
+            "--input",
+            "tests/data/u.csv",
+        ],
         &[
             "run",
             "tests/data/accumulate.dyn",
@@ -467,6 +479,21 @@ fn input_streams_agree_between_backends() {
             text(&i)
         );
     }
+    // The record after step k shows row k's input; the last one (k = steps) the last row read.
+    let o = dyn_cmd(&[
+        "run",
+        "tests/data/echo.dyn",
+        "--system",
+        "Echo",
+        "--steps",
+        "3",
+        "--input",
+        "tests/data/u.csv",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "t,y,total\n0,1,0\n1,2,1\n2,3.5,3\n3,3.5,6.5\n"
+    );
 }
 
 #[test]

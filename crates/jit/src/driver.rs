@@ -52,8 +52,11 @@ pub mod io {
     pub const HSTEP: i32 = 120;
     /// Out: the finite-check flags of a fused Euler update (bit 63 set: a non-finite value).
     pub const FLAGS: i32 = 128;
+    /// In: the run's total number of steps (discrete) or records (continuous), whichever
+    /// calls it is cut into (`COUNT` is the end of the current call).
+    pub const TOTAL: i32 = 136;
     /// Words in the io buffer.
-    pub const WORDS: usize = 17;
+    pub const WORDS: usize = 18;
 }
 
 /// What the driver needs to know at code generation.
@@ -427,7 +430,8 @@ pub fn emit(
         if l.stream.is_some() {
             // As the interpreter: a record after step k < steps shows the inputs of row k.
             let rv = b.use_var(r);
-            let more = b.ins().icmp(IntCC::SignedLessThan, rv, count);
+            let total = b.ins().load(I64, mem(), a.io, io::TOTAL);
+            let more = b.ins().icmp(IntCC::SignedLessThan, rv, total);
             let set = b.create_block();
             let go = b.create_block();
             b.ins().brif(more, set, &[], go, &[]);

@@ -504,6 +504,7 @@ pub fn run(
             }));
         }
     }
+    io[word(driver::io::TOTAL)] = f64::from_bits(total);
     let mut r0 = 1u64;
     let mut emitted = 0usize;
     loop {
