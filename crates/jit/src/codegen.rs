@@ -5,6 +5,7 @@
 //! from the same initial values and every operation mirrors the interpreter's, in the same
 //! order: traces agree to the bit.
 
+pub(crate) use crate::emit::mem;
 use crate::inline::{Sig, Virtual, regular_wire};
 use crate::shims::SHIMS;
 use cranelift_codegen::ir::condcodes::FloatCC;
@@ -23,10 +24,6 @@ use std::collections::HashMap;
 
 const F64: types::Type = types::F64;
 const I64: types::Type = types::I64;
-
-pub(crate) fn mem() -> MemFlagsData {
-    MemFlagsData::trusted()
-}
 
 /// Why a program is not compiled (the interpreter runs it instead).
 pub type Unsupported = String;
@@ -117,6 +114,20 @@ pub fn supported(flat: &Flat) -> Result<(), Unsupported> {
         ok(&f.body)?;
     }
     Ok(())
+}
+
+/// An op over every element of group `g` (updates and events run on all of them).
+fn every_element(g: u32, count: u64) -> dyn_ir::flat::Op {
+    dyn_ir::flat::Op {
+        kind: OpKind::Let(g, 0),
+        items: (0..count)
+            .map(|e| dyn_ir::flat::Item {
+                elem: e,
+                loops: vec![],
+                target: 0,
+            })
+            .collect(),
+    }
 }
 
 /// A value in generated code: a scalar, or the address of a tensor's elements.
@@ -263,6 +274,26 @@ impl<'a> Gen<'a> {
         })
     }
 
+    /// The buffers and shim references of a function being built (the state and update
+    /// registers when a register-held step is being emitted).
+    pub(crate) fn ctx<M: Module>(
+        &self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, io]: [Value; 4],
+    ) -> Ctx {
+        Ctx {
+            x,
+            p,
+            s,
+            io,
+            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
+            refs: self.refs(module, b),
+            xregs: self.regs.borrow().clone(),
+            outv: self.outv.borrow().clone(),
+        }
+    }
+
     fn refs<M: Module>(
         &self,
         module: &mut M,
@@ -357,7 +388,7 @@ impl<'a> Gen<'a> {
             {
                 let Expr::Const(k) = **r else { unreachable!() };
                 // A dividend known to lie in [0, 2k) needs no division (ring neighbours).
-                if let Some((lo, hi)) = f
+                if let Some((_, hi)) = f
                     .range(l)
                     .filter(|(lo, hi)| k > 0.0 && *lo >= 0 && *hi < 2 * k as i64)
                 {
@@ -370,7 +401,6 @@ impl<'a> Gen<'a> {
                             a
                         };
                     }
-                    let _ = lo;
                     let over = b.ins().icmp_imm_s(
                         cranelift_codegen::ir::condcodes::IntCC::SignedGreaterThanOrEqual,
                         a,
@@ -874,16 +904,7 @@ impl<'a> Gen<'a> {
         [x, p, s, out, io]: [Value; 5],
     ) {
         use crate::driver::io as iow;
-        let c = Ctx {
-            x,
-            p,
-            s,
-            io,
-            scratch: b.ins().load(I64, mem(), io, iow::SCRATCH),
-            refs: self.refs(module, b),
-            xregs: None,
-            outv: None,
-        };
+        let c = self.ctx(module, b, [x, p, s, io]);
         let h = b.ins().load(F64, mem(), io, iow::HSTEP);
         let acc = b.declare_var(I64);
         let zero = b.ins().iconst(I64, 0);
@@ -894,16 +915,7 @@ impl<'a> Gen<'a> {
             if sys.updates.is_empty() || sys.time != flat.time {
                 continue;
             }
-            let op = dyn_ir::flat::Op {
-                kind: OpKind::Let(gi as u32, 0),
-                items: (0..grp.count)
-                    .map(|e| dyn_ir::flat::Item {
-                        elem: e,
-                        loops: vec![],
-                        target: 0,
-                    })
-                    .collect(),
-            };
+            let op = every_element(gi as u32, grp.count);
             self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for a in &sys.updates {
@@ -1117,16 +1129,7 @@ impl<'a> Gen<'a> {
         [x, p, s, io]: [Value; 4],
         lean: bool,
     ) {
-        let c = Ctx {
-            x,
-            p,
-            s,
-            io,
-            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
-            refs: self.refs(module, b),
-            xregs: self.regs.borrow().clone(),
-            outv: None,
-        };
+        let c = self.ctx(module, b, [x, p, s, io]);
         let flat = self.flat;
         for op in &flat.schedule {
             if lean {
@@ -1257,16 +1260,7 @@ impl<'a> Gen<'a> {
         b: &mut FunctionBuilder,
         [x, p, s, out, io]: [Value; 5],
     ) {
-        let c = Ctx {
-            x,
-            p,
-            s,
-            io,
-            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
-            refs: self.refs(module, b),
-            xregs: self.regs.borrow().clone(),
-            outv: self.outv.borrow().clone(),
-        };
+        let c = self.ctx(module, b, [x, p, s, io]);
         let flat = self.flat;
         // Slots without an update stay as the caller zeroed (derivatives) or copied (next).
         for (gi, grp) in flat.groups.iter().enumerate() {
@@ -1274,16 +1268,7 @@ impl<'a> Gen<'a> {
             if (sys.updates.is_empty() && sys.mode_updates.is_empty()) || sys.time != flat.time {
                 continue;
             }
-            let op = dyn_ir::flat::Op {
-                kind: OpKind::Let(gi as u32, 0),
-                items: (0..grp.count)
-                    .map(|e| dyn_ir::flat::Item {
-                        elem: e,
-                        loops: vec![],
-                        target: 0,
-                    })
-                    .collect(),
-            };
+            let op = every_element(gi as u32, grp.count);
             self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
                 for a in &sys.updates {
@@ -1359,16 +1344,7 @@ impl<'a> Gen<'a> {
         b: &mut FunctionBuilder,
         [before, p, s, x, flags, io]: [Value; 6],
     ) {
-        let c = Ctx {
-            x: before,
-            p,
-            s,
-            io,
-            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
-            refs: self.refs(module, b),
-            xregs: None,
-            outv: None,
-        };
+        let c = self.ctx(module, b, [before, p, s, io]);
         let flat = self.flat;
         let mut base = 0usize;
         for (gi, grp) in flat.groups.iter().enumerate() {
@@ -1377,16 +1353,7 @@ impl<'a> Gen<'a> {
             if nev == 0 {
                 continue;
             }
-            let op = dyn_ir::flat::Op {
-                kind: OpKind::Let(gi as u32, 0),
-                items: (0..grp.count)
-                    .map(|e| dyn_ir::flat::Item {
-                        elem: e,
-                        loops: vec![],
-                        target: 0,
-                    })
-                    .collect(),
-            };
+            let op = every_element(gi as u32, grp.count);
             let group_base = base;
             self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
@@ -1433,16 +1400,7 @@ impl<'a> Gen<'a> {
         b: &mut FunctionBuilder,
         [x, p, s, io]: [Value; 4],
     ) -> Ctx {
-        Ctx {
-            x,
-            p,
-            s,
-            io,
-            scratch: b.ins().load(I64, mem(), io, crate::driver::io::SCRATCH),
-            refs: self.refs(module, b),
-            xregs: None,
-            outv: None,
-        }
+        self.ctx(module, b, [x, p, s, io])
     }
 
     /// Stores the value of `x`, evaluated in element `e` of group `g`, at `slot` of `buf`

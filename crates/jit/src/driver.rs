@@ -2,6 +2,7 @@
 //! non-finite check and recording at the record times — in one native function, with the
 //! interpreter's arithmetic in the interpreter's order.
 
+use crate::emit::{at, counted, mem};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::FunctionBuilder;
@@ -9,10 +10,6 @@ use dyn_interp::run::{Method, Probe};
 
 const F64: types::Type = types::F64;
 const I64: types::Type = types::I64;
-
-fn mem() -> MemFlagsData {
-    MemFlagsData::trusted()
-}
 
 /// Slots of the `io` buffer shared with Rust.
 pub mod io {
@@ -81,6 +78,11 @@ pub struct Layout {
     pub stream: Option<Vec<usize>>,
 }
 
+/// `for i in 0..n { body(i) }` over state slots: unrolled for small state vectors.
+fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBuilder, Value)) {
+    counted(b, n, 16, body)
+}
+
 /// Writes row `tick` (an i64 value) of the input stream into the root's input slots.
 fn set_tick(b: &mut FunctionBuilder, l: &Layout, s_ptr: Value, io_ptr: Value, tick: Value) {
     let Some(slots) = &l.stream else {
@@ -141,46 +143,6 @@ pub struct Args {
 
 fn one_row(b: &mut FunctionBuilder) -> Value {
     b.ins().iconst(I64, 1)
-}
-
-fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
-    let off = b.ins().imul_imm_s(i, 8);
-    b.ins().iadd(base, off)
-}
-
-/// `for i in 0..n { body(i) }` as a runtime loop.
-fn each(b: &mut FunctionBuilder, n: usize, body: &mut dyn FnMut(&mut FunctionBuilder, Value)) {
-    // Small state vectors: unrolled, no loop overhead per step.
-    if n <= 16 {
-        for k in 0..n {
-            let i = b.ins().iconst(I64, k as i64);
-            body(b, i);
-        }
-        return;
-    }
-    let i = b.declare_var(I64);
-    let z = b.ins().iconst(I64, 0);
-    b.def_var(i, z);
-    let head = b.create_block();
-    let blk = b.create_block();
-    let exit = b.create_block();
-    b.ins().jump(head, &[]);
-    b.switch_to_block(head);
-    let iv = b.use_var(i);
-    let done = b
-        .ins()
-        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, n as i64);
-    b.ins().brif(done, exit, &[], blk, &[]);
-    b.switch_to_block(blk);
-    let iv = b.use_var(i);
-    body(b, iv);
-    let nx = b.ins().iadd_imm_s(iv, 1);
-    b.def_var(i, nx);
-    b.ins().jump(head, &[]);
-    b.seal_block(blk);
-    b.seal_block(head);
-    b.switch_to_block(exit);
-    b.seal_block(exit);
 }
 
 /// `o[i] = x[i] + coef * k[i]` for the first `2 * pairs` slots, two lanes at a time, and
@@ -689,37 +651,8 @@ pub fn emit(
                 reset_acc(b);
                 // dst[i] = x[i] + coef * k[i]
                 let axpy = |b: &mut FunctionBuilder, dst: Option<Value>, coef: Value, k: Value| {
-                    if n > 16 {
-                        // Two lanes at a time (the same operations per element), then the odd one.
-                        let o = match dst {
-                            Some(d) => d,
-                            None => b.use_var(ov),
-                        };
-                        let flags = axpy2(b, x, k, o, coef, n / 2);
-                        if dst.is_none() {
-                            let s0 = b.use_var(acc);
-                            let s1 = b.ins().bor(s0, flags);
-                            b.def_var(acc, s1);
-                        }
-                        if n % 2 == 1 {
-                            let i = b.ins().iconst(I64, (n - 1) as i64);
-                            let px = at(b, x, i);
-                            let xv_ = b.ins().load(F64, mem(), px, 0);
-                            let pk = at(b, k, i);
-                            let kv = b.ins().load(F64, mem(), pk, 0);
-                            let m = b.ins().fmul(coef, kv);
-                            let v = b.ins().fadd(xv_, m);
-                            match dst {
-                                Some(d) => {
-                                    let pd = at(b, d, i);
-                                    b.ins().store(mem(), v, pd, 0);
-                                }
-                                None => put(b, i, v),
-                            }
-                        }
-                        return;
-                    }
-                    each(b, n, &mut |b, i| {
+                    // One slot: the same operations as the two-lane loop, per element.
+                    let mut one = |b: &mut FunctionBuilder, i: Value| {
                         let px = at(b, x, i);
                         let xv_ = b.ins().load(F64, mem(), px, 0);
                         let pk = at(b, k, i);
@@ -733,7 +666,26 @@ pub fn emit(
                             }
                             None => put(b, i, v),
                         }
-                    });
+                    };
+                    if n <= 16 {
+                        each(b, n, &mut one);
+                        return;
+                    }
+                    // Two lanes at a time, then the odd slot.
+                    let o = match dst {
+                        Some(d) => d,
+                        None => b.use_var(ov),
+                    };
+                    let flags = axpy2(b, x, k, o, coef, n / 2);
+                    if dst.is_none() {
+                        let s0 = b.use_var(acc);
+                        let s1 = b.ins().bor(s0, flags);
+                        b.def_var(acc, s1);
+                    }
+                    if n % 2 == 1 {
+                        let i = b.ins().iconst(I64, (n - 1) as i64);
+                        one(b, i);
+                    }
                 };
                 match l.method {
                     Method::Euler | Method::Rk45 => axpy(b, None, h, k1),

@@ -20,9 +20,10 @@
 //! its `SCRATCH` word.
 
 use crate::codegen::{Frame, Gen};
+use crate::emit::{counted, mem};
 use crate::{Unsupported, define_fn, root_input_slots};
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Value, types};
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Value, types};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use dyn_ir::flat::Flat;
@@ -43,43 +44,9 @@ pub struct EmittedInit {
 /// Number of pointer arguments of the generated `init`.
 pub const INIT_ARGS: usize = 7;
 
-fn mem() -> MemFlagsData {
-    MemFlagsData::trusted()
-}
-
 /// `for e in 0..n { body(e) }` in generated code (straight-line for a few iterations).
 fn each(b: &mut FunctionBuilder, n: u64, body: &mut dyn FnMut(&mut FunctionBuilder, Value)) {
-    if n <= 4 {
-        for k in 0..n {
-            let e = b.ins().iconst(I64, k as i64);
-            body(b, e);
-        }
-        return;
-    }
-    let i = b.declare_var(I64);
-    let z = b.ins().iconst(I64, 0);
-    b.def_var(i, z);
-    let head = b.create_block();
-    let blk = b.create_block();
-    let exit = b.create_block();
-    b.ins().jump(head, &[]);
-    b.switch_to_block(head);
-    let iv = b.use_var(i);
-    let done = b
-        .ins()
-        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, n as i64);
-    b.ins().brif(done, exit, &[], blk, &[]);
-    b.switch_to_block(blk);
-    let iv = b.use_var(i);
-    body(b, iv);
-    let iv = b.use_var(i);
-    let nx = b.ins().iadd_imm_s(iv, 1);
-    b.def_var(i, nx);
-    b.ins().jump(head, &[]);
-    b.seal_block(blk);
-    b.seal_block(head);
-    b.switch_to_block(exit);
-    b.seal_block(exit);
+    counted(b, n as usize, 4, body)
 }
 
 /// Stores 0 in the `n` words at `buf`.

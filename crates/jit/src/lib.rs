@@ -8,6 +8,7 @@
 
 mod codegen;
 pub mod driver;
+mod emit;
 mod init;
 mod inline;
 pub mod rerun;

@@ -14,7 +14,8 @@
 //! then the remainder term by term. The interpreter adds in the same order, so results agree
 //! to the bit while the loop runs on SIMD lanes.
 
-use crate::codegen::{Ctx, Frame, Gen, V, mem};
+use crate::codegen::{Ctx, Frame, Gen, V};
+use crate::emit::{at, mem};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::FunctionBuilder;
@@ -45,48 +46,13 @@ pub fn static_index(e: &Expr) -> bool {
     }
 }
 
-/// `for i in 0..n { body(i) }` as a loop in generated code (straight-line when tiny).
+/// `for i in 0..n { body(i) }` in generated code (straight-line when tiny).
 pub(crate) fn count_loop(
     b: &mut FunctionBuilder,
     n: usize,
     body: &mut dyn FnMut(&mut FunctionBuilder, Value),
 ) {
-    if n <= 4 {
-        for k in 0..n {
-            let i = b.ins().iconst(I64, k as i64);
-            body(b, i);
-        }
-        return;
-    }
-    let i = b.declare_var(I64);
-    let z = b.ins().iconst(I64, 0);
-    b.def_var(i, z);
-    let head = b.create_block();
-    let blk = b.create_block();
-    let exit = b.create_block();
-    b.ins().jump(head, &[]);
-    b.switch_to_block(head);
-    let iv = b.use_var(i);
-    let done = b
-        .ins()
-        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, iv, n as i64);
-    b.ins().brif(done, exit, &[], blk, &[]);
-    b.switch_to_block(blk);
-    let iv = b.use_var(i);
-    body(b, iv);
-    let iv = b.use_var(i);
-    let nx = b.ins().iadd_imm_s(iv, 1);
-    b.def_var(i, nx);
-    b.ins().jump(head, &[]);
-    b.seal_block(blk);
-    b.seal_block(head);
-    b.switch_to_block(exit);
-    b.seal_block(exit);
-}
-
-fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
-    let off = b.ins().imul_imm_s(i, 8);
-    b.ins().iadd(base, off)
+    crate::emit::counted(b, n, 4, body)
 }
 
 /// Emits `Σ term(k)` for k < n in the shared reduction order, where `term` multiplies the

@@ -11,7 +11,8 @@
 //! Known difference: a `one_hot` class outside `0..n` is an evaluation error in the
 //! interpreter; the JIT fills the vector with NaN, so the run stops on a non-finite state.
 
-use crate::codegen::{Ctx, Frame, Gen, mem};
+use crate::codegen::{Ctx, Frame, Gen};
+use crate::emit::{at, mem};
 use crate::tensor::{Env, count_loop, reduce_contig};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{InstBuilder, Value, types};
@@ -21,11 +22,6 @@ use dyn_ir::system::{Shape, slots};
 
 const F64: types::Type = types::F64;
 const I64: types::Type = types::I64;
-
-fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
-    let off = b.ins().imul_imm_s(i, 8);
-    b.ins().iadd(base, off)
-}
 
 /// Row-major coordinates (i64 values) of flat index `i` in `dims`.
 fn coords(b: &mut FunctionBuilder, i: Value, dims: &[u64]) -> Vec<Value> {
