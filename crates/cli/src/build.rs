@@ -1,9 +1,8 @@
 //! `dyn build`: ahead-of-time compilation into an executable or a shared library
 //! (`dyn_aot`).
 
-use crate::run::{apply_block, check_file, parse_method, target};
+use crate::run::{SpecFlags, check_file, spec_from_flags, target};
 use dyn_diag::codes;
-use dyn_interp::run::RunSpec;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -99,49 +98,26 @@ pub fn build(a: &BuildArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut spec = RunSpec::default();
-    if let Some(b) = block
-        && let Err(d) = apply_block(&mut spec, b)
-    {
-        eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
-        return ExitCode::from(1);
-    }
-    if let Some(m) = &a.method {
-        match parse_method(m) {
-            Some(m) => spec.method = m,
-            None => {
-                eprintln!("error: unknown method `{m}`: use euler, rk4 or rk45");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if a.until.is_some() {
-        spec.until = a.until;
-        spec.steps = None;
-    }
-    if a.steps.is_some() {
-        spec.steps = a.steps;
-        spec.until = None;
-    }
-    spec.dt = a.dt.unwrap_or(spec.dt);
-    spec.rtol = a.rtol.unwrap_or(spec.rtol);
-    spec.atol = a.atol.unwrap_or(spec.atol);
-    spec.every = a.every.or(spec.every);
-    spec.seed = a.seed.unwrap_or(spec.seed);
-    if !a.record.is_empty() {
-        spec.record = a.record.clone();
-    }
-    for p in &a.param {
-        let Some((k, v)) = p.split_once('=') else {
-            eprintln!("error: `--param {p}`: expected PATH=VALUE, e.g. `--param foxes.c=2.5`");
-            return ExitCode::from(2);
-        };
-        let Ok(v) = v.trim().parse::<f64>() else {
-            eprintln!("error: `--param {p}`: `{v}` is not a number");
-            return ExitCode::from(2);
-        };
-        spec.params.push((k.trim().to_string(), v));
-    }
+    let spec = match spec_from_flags(
+        &checked,
+        block,
+        &SpecFlags {
+            method: a.method.as_deref(),
+            until: a.until,
+            steps: a.steps,
+            dt: a.dt,
+            rtol: a.rtol,
+            atol: a.atol,
+            every: a.every,
+            seed: a.seed,
+            record: &a.record,
+            param: &a.param,
+        },
+        color,
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let flat = match dyn_ir::lower(&checked, &sig).and_then(dyn_ir::flat::flatten) {
         Ok(f) => f,
         Err(d) => {

@@ -210,6 +210,74 @@ pub(crate) fn check_file(path: &PathBuf, color: bool) -> Result<Checked, ExitCod
     Ok(checked)
 }
 
+/// The run-time flags `dyn run` and `dyn build` share, as given on the command line.
+pub(crate) struct SpecFlags<'a> {
+    pub method: Option<&'a str>,
+    pub until: Option<f64>,
+    pub steps: Option<u64>,
+    pub dt: Option<f64>,
+    pub rtol: Option<f64>,
+    pub atol: Option<f64>,
+    pub every: Option<f64>,
+    pub seed: Option<u64>,
+    pub record: &'a [String],
+    pub param: &'a [String],
+}
+
+/// The run's settings: the run block (if any), then the flags over it. Errors are printed;
+/// the exit code is returned.
+pub(crate) fn spec_from_flags(
+    checked: &Checked,
+    block: Option<&RunDef>,
+    f: &SpecFlags,
+    color: bool,
+) -> Result<RunSpec, ExitCode> {
+    let mut spec = RunSpec::default();
+    if let Some(b) = block
+        && let Err(d) = apply_block(&mut spec, b)
+    {
+        eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
+        return Err(ExitCode::from(1));
+    }
+    if let Some(m) = f.method {
+        match parse_method(m) {
+            Some(m) => spec.method = m,
+            None => {
+                eprintln!("error: unknown method `{m}`: use euler, rk4 or rk45");
+                return Err(ExitCode::from(2));
+            }
+        }
+    }
+    if f.until.is_some() {
+        spec.until = f.until;
+        spec.steps = None;
+    }
+    if f.steps.is_some() {
+        spec.steps = f.steps;
+        spec.until = None;
+    }
+    spec.dt = f.dt.unwrap_or(spec.dt);
+    spec.rtol = f.rtol.unwrap_or(spec.rtol);
+    spec.atol = f.atol.unwrap_or(spec.atol);
+    spec.every = f.every.or(spec.every);
+    spec.seed = f.seed.unwrap_or(spec.seed);
+    if !f.record.is_empty() {
+        spec.record = f.record.to_vec();
+    }
+    for p in f.param {
+        let Some((k, v)) = p.split_once('=') else {
+            eprintln!("error: `--param {p}`: expected PATH=VALUE, e.g. `--param foxes.c=2.5`");
+            return Err(ExitCode::from(2));
+        };
+        let Ok(v) = v.trim().parse::<f64>() else {
+            eprintln!("error: `--param {p}`: `{v}` is not a number");
+            return Err(ExitCode::from(2));
+        };
+        spec.params.push((k.trim().to_string(), v));
+    }
+    Ok(spec)
+}
+
 /// Chooses the system to run and the run block that goes with it.
 pub(crate) fn target<'c>(
     checked: &'c Checked,
@@ -289,49 +357,26 @@ pub fn run(a: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut spec = RunSpec::default();
-    if let Some(b) = block
-        && let Err(d) = apply_block(&mut spec, b)
-    {
-        eprint!("{}", dyn_diag::render(&checked.sources, &d, color));
-        return ExitCode::from(1);
-    }
-    if let Some(m) = &a.method {
-        match parse_method(m) {
-            Some(m) => spec.method = m,
-            None => {
-                eprintln!("error: unknown method `{m}`: use euler, rk4 or rk45");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    if a.until.is_some() {
-        spec.until = a.until;
-        spec.steps = None;
-    }
-    if a.steps.is_some() {
-        spec.steps = a.steps;
-        spec.until = None;
-    }
-    spec.dt = a.dt.unwrap_or(spec.dt);
-    spec.rtol = a.rtol.unwrap_or(spec.rtol);
-    spec.atol = a.atol.unwrap_or(spec.atol);
-    spec.every = a.every.or(spec.every);
-    spec.seed = a.seed.unwrap_or(spec.seed);
-    if !a.record.is_empty() {
-        spec.record = a.record.clone();
-    }
-    for p in &a.param {
-        let Some((k, v)) = p.split_once('=') else {
-            eprintln!("error: `--param {p}`: expected PATH=VALUE, e.g. `--param foxes.c=2.5`");
-            return ExitCode::from(2);
-        };
-        let Ok(v) = v.trim().parse::<f64>() else {
-            eprintln!("error: `--param {p}`: `{v}` is not a number");
-            return ExitCode::from(2);
-        };
-        spec.params.push((k.trim().to_string(), v));
-    }
+    let mut spec = match spec_from_flags(
+        &checked,
+        block,
+        &SpecFlags {
+            method: a.method.as_deref(),
+            until: a.until,
+            steps: a.steps,
+            dt: a.dt,
+            rtol: a.rtol,
+            atol: a.atol,
+            every: a.every,
+            seed: a.seed,
+            record: &a.record,
+            param: &a.param,
+        },
+        color,
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Some(p) = &a.input {
         match read_stream(p).and_then(|st| training_stream(a, st)) {
             Ok(st) => {
