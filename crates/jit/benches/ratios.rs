@@ -156,6 +156,42 @@ fn esn_native(n: usize, steps: u64, w: &[f64], win: &[f64]) -> Vec<f64> {
     x
 }
 
+/// The JIT and the hand-written loop, interleaved, best of [`REPS`] each (the machine may be
+/// shared, and the ratio is what matters): the JIT's last row and seconds, the loop's result
+/// and seconds.
+fn best_of<T>(
+    flat: &dyn_ir::flat::Flat,
+    spec: &RunSpec,
+    native: impl Fn() -> T,
+) -> (Vec<f64>, f64, T, f64) {
+    let (mut jit, mut tj) = (vec![], f64::INFINITY);
+    let mut best_native = None;
+    let mut tn = f64::INFINITY;
+    for _ in 0..REPS {
+        let (j, t1) = timed(flat, spec, true);
+        let t = Instant::now();
+        let nat = native();
+        let t2 = t.elapsed().as_secs_f64();
+        tj = tj.min(t1);
+        tn = tn.min(t2);
+        jit = j;
+        best_native = Some(nat);
+    }
+    (jit, tj, best_native.expect("REPS > 0"), tn)
+}
+
+/// Runs `spec` with the interpreter and the JIT, checks they agree to the bit, and returns
+/// the interpreter's seconds.
+fn interp_agrees(flat: &dyn_ir::flat::Flat, spec: &RunSpec, name: &str) -> f64 {
+    let (interp_small, ti) = timed(flat, spec, false);
+    let (jit_small, _) = timed(flat, spec, true);
+    assert_eq!(
+        interp_small, jit_small,
+        "{name}: JIT and interpreter agree to the bit"
+    );
+    ti
+}
+
 /// Timed runs of the JIT and the hand-written loop, interleaved; the best of each counts.
 const REPS: usize = 3;
 
@@ -193,35 +229,16 @@ fn main() {
             every: Some(steps as f64 * dt),
             ..RunSpec::default()
         };
-        // Interleaved, best of {REPS}: the machine may be shared, and the ratio is what matters.
-        let (mut jit, mut tj, mut native, mut tn) =
-            (vec![], f64::INFINITY, Default::default(), f64::INFINITY);
-        for _ in 0..REPS {
-            let (j, t1) = timed(&lv, &spec, true);
-            let t = Instant::now();
-            let nat = std::hint::black_box(lv_native(std::hint::black_box(steps), dt));
-            let t2 = t.elapsed().as_secs_f64();
-            if t1 < tj {
-                tj = t1;
-            }
-            if t2 < tn {
-                tn = t2;
-            }
-            jit = j;
-            native = nat;
-        }
+        let (jit, tj, native, tn) = best_of(&lv, &spec, || {
+            std::hint::black_box(lv_native(std::hint::black_box(steps), dt))
+        });
         let isteps = if short { steps } else { steps / 100 };
         let ispec = RunSpec {
             until: Some(isteps as f64 * dt),
             every: Some(isteps as f64 * dt),
             ..spec.clone()
         };
-        let (interp_small, ti) = timed(&lv, &ispec, false);
-        let (jit_small, _) = timed(&lv, &ispec, true);
-        assert_eq!(
-            interp_small, jit_small,
-            "W1: JIT and interpreter agree to the bit"
-        );
+        let ti = interp_agrees(&lv, &ispec, "W1");
         // The loops agree to rounding per step; dyn's steps end exactly on the record times (the
         // last step of an interval may be shorter by an ulp), so over 10^7 steps (~2,000 periods)
         // the phase drifts by ~1e-6 relative.
@@ -254,35 +271,16 @@ fn main() {
             every: Some(steps as f64 * dt),
             ..RunSpec::default()
         };
-        // Interleaved, best of {REPS}: the machine may be shared, and the ratio is what matters.
-        let (mut jit, mut tj, mut native, mut tn) =
-            (vec![], f64::INFINITY, Default::default(), f64::INFINITY);
-        for _ in 0..REPS {
-            let (j, t1) = timed(&ring, &spec, true);
-            let t = Instant::now();
-            let nat = std::hint::black_box(ring_native(1000, std::hint::black_box(steps), dt));
-            let t2 = t.elapsed().as_secs_f64();
-            if t1 < tj {
-                tj = t1;
-            }
-            if t2 < tn {
-                tn = t2;
-            }
-            jit = j;
-            native = nat;
-        }
+        let (jit, tj, native, tn) = best_of(&ring, &spec, || {
+            std::hint::black_box(ring_native(1000, std::hint::black_box(steps), dt))
+        });
         let isteps = if short { steps } else { steps / 20 };
         let ispec = RunSpec {
             until: Some(isteps as f64 * dt),
             every: Some(isteps as f64 * dt),
             ..spec.clone()
         };
-        let (interp_small, ti) = timed(&ring, &ispec, false);
-        let (jit_small, _) = timed(&ring, &ispec, true);
-        assert_eq!(
-            interp_small, jit_small,
-            "W2: JIT and interpreter agree to the bit"
-        );
+        let ti = interp_agrees(&ring, &ispec, "W2");
         assert!(
             (jit[0] - native).abs() <= 1e-9 * native.abs().max(1.0),
             "W2: JIT {} vs native {native}",
@@ -316,35 +314,16 @@ fn main() {
             record: vec!["x".into()],
             ..RunSpec::default()
         };
-        // Interleaved, best of {REPS}: the machine may be shared, and the ratio is what matters.
-        let (mut jit, mut tj, mut native, mut tn) =
-            (vec![], f64::INFINITY, Default::default(), f64::INFINITY);
-        for _ in 0..REPS {
-            let (j, t1) = timed(&esn, &spec, true);
-            let t = Instant::now();
-            let nat = std::hint::black_box(esn_native(n, std::hint::black_box(steps), &w, &win));
-            let t2 = t.elapsed().as_secs_f64();
-            if t1 < tj {
-                tj = t1;
-            }
-            if t2 < tn {
-                tn = t2;
-            }
-            jit = j;
-            native = nat;
-        }
+        let (jit, tj, native, tn) = best_of(&esn, &spec, || {
+            std::hint::black_box(esn_native(n, std::hint::black_box(steps), &w, &win))
+        });
         let isteps = if short { steps } else { steps / 10 };
         let ispec = RunSpec {
             steps: Some(isteps),
             every: Some(isteps as f64),
             ..spec.clone()
         };
-        let (interp_small, ti) = timed(&esn, &ispec, false);
-        let (jit_small, _) = timed(&esn, &ispec, true);
-        assert_eq!(
-            interp_small, jit_small,
-            "W3: JIT and interpreter agree to the bit"
-        );
+        let ti = interp_agrees(&esn, &ispec, "W3");
         // The native loop sums each row left to right, dyn in eight lanes: the states differ by
         // rounding (~1e-16 per sum), and the reservoir is contracting (spectral radius 0.9).
         assert_eq!(jit.len(), n);
