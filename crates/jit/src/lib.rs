@@ -131,60 +131,86 @@ pub fn emit_program<M: Module>(
     driver_name: &str,
 ) -> Result<Emitted, Unsupported> {
     let mut cg = Gen::new(flat, module)?;
+    // Small models: the model's code is emitted inline at every stage, without calls (then
+    // the separate model functions are not emitted at all).
+    let work_items: usize =
+        flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
+    let inline = work_items <= 64;
+    let continuous_no_events = flat.time == TimeKind::Continuous && n_events(flat) == 0;
+    let regs = inline
+        && cg.regs_ok()
+        && continuous_no_events
+        && matches!(spec.method, Method::Euler | Method::Rk4);
+    let fused_euler =
+        !regs && continuous_no_events && spec.method == Method::Euler && cg.fused_euler_ok();
     let sig5 = Gen::buffers_sig(module);
     let mut fbc = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
     // signals(x, p, s, _, io) and updates(x, p, s, out, io)
-    let sig_id = define_fn(
-        module,
-        &mut ctx,
-        &mut fbc,
-        "signals",
-        Linkage::Local,
-        &sig5,
-        &mut |module, b, ps| {
-            cg.signals_lean(module, b, [ps[0], ps[1], ps[2], ps[4]]);
-            b.ins().return_(&[]);
-        },
-    )?;
-    let eul_id = define_fn(
-        module,
-        &mut ctx,
-        &mut fbc,
-        "euler_step",
-        Linkage::Local,
-        &sig5,
-        &mut |module, b, ps| {
-            if cg.fused_euler_ok() {
+    let sig_id = if !inline {
+        Some(define_fn(
+            module,
+            &mut ctx,
+            &mut fbc,
+            "signals",
+            Linkage::Local,
+            &sig5,
+            &mut |module, b, ps| {
+                cg.signals_lean(module, b, [ps[0], ps[1], ps[2], ps[4]]);
+                b.ins().return_(&[]);
+            },
+        )?)
+    } else {
+        None
+    };
+    let eul_id = if !inline && fused_euler {
+        Some(define_fn(
+            module,
+            &mut ctx,
+            &mut fbc,
+            "euler_step",
+            Linkage::Local,
+            &sig5,
+            &mut |module, b, ps| {
                 cg.euler_step(module, b, [ps[0], ps[1], ps[2], ps[3], ps[4]]);
-            }
-            b.ins().return_(&[]);
-        },
-    )?;
-    let all_id = define_fn(
-        module,
-        &mut ctx,
-        &mut fbc,
-        "signals_all",
-        Linkage::Local,
-        &sig5,
-        &mut |module, b, ps| {
-            cg.signals(module, b, [ps[0], ps[1], ps[2], ps[4]]);
-            b.ins().return_(&[]);
-        },
-    )?;
-    let upd_id = define_fn(
-        module,
-        &mut ctx,
-        &mut fbc,
-        "updates",
-        Linkage::Local,
-        &sig5,
-        &mut |module, b, ps| {
-            cg.updates(module, b, [ps[0], ps[1], ps[2], ps[3], ps[4]]);
-            b.ins().return_(&[]);
-        },
-    )?;
+                b.ins().return_(&[]);
+            },
+        )?)
+    } else {
+        None
+    };
+    let all_id = if !inline {
+        Some(define_fn(
+            module,
+            &mut ctx,
+            &mut fbc,
+            "signals_all",
+            Linkage::Local,
+            &sig5,
+            &mut |module, b, ps| {
+                cg.signals(module, b, [ps[0], ps[1], ps[2], ps[4]]);
+                b.ins().return_(&[]);
+            },
+        )?)
+    } else {
+        None
+    };
+    let upd_id = if !inline {
+        Some(define_fn(
+            module,
+            &mut ctx,
+            &mut fbc,
+            "updates",
+            Linkage::Local,
+            &sig5,
+            &mut |module, b, ps| {
+                cg.updates(module, b, [ps[0], ps[1], ps[2], ps[3], ps[4]]);
+                b.ins().return_(&[]);
+            },
+        )?)
+    } else {
+        None
+    };
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
@@ -196,10 +222,10 @@ pub fn emit_program<M: Module>(
         Linkage::Export,
         &dsig,
         &mut |module, b, ps| {
-            let sref = module.declare_func_in_func(sig_id, b.func);
-            let uref = module.declare_func_in_func(upd_id, b.func);
-            let aref = module.declare_func_in_func(all_id, b.func);
-            let eref = module.declare_func_in_func(eul_id, b.func);
+            let sref = sig_id.map(|id| module.declare_func_in_func(id, b.func));
+            let uref = upd_id.map(|id| module.declare_func_in_func(id, b.func));
+            let aref = all_id.map(|id| module.declare_func_in_func(id, b.func));
+            let eref = eul_id.map(|id| module.declare_func_in_func(id, b.func));
             let args = driver::Args {
                 x: ps[0],
                 s: ps[2],
@@ -220,22 +246,9 @@ pub fn emit_program<M: Module>(
                 fused_euler: false,
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
-            let work_items: usize =
-                flat.schedule.iter().map(|o| o.items.len()).sum::<usize>() + flat.n_state;
-            let inline = work_items <= 64;
             let (p, s) = (ps[1], ps[2]);
             let (work, io) = (ps[3], ps[5]);
             let flags_at = (WORK_BUFFERS * flat.n_state.max(1) * 8) as i64;
-            let regs = inline
-                && cg.regs_ok()
-                && flat.time == TimeKind::Continuous
-                && matches!(spec.method, Method::Euler | Method::Rk4)
-                && n_events(flat) == 0;
-            let fused_euler = !regs
-                && flat.time == TimeKind::Continuous
-                && spec.method == Method::Euler
-                && n_events(flat) == 0
-                && cg.fused_euler_ok();
             let layout = driver::Layout {
                 regs,
                 fused_euler,
@@ -267,20 +280,24 @@ pub fn emit_program<M: Module>(
                     (true, driver::Part::Signals) => cg.signals_lean(module, b, [x, p, s, io]),
                     (true, driver::Part::Record) => cg.signals(module, b, [x, p, s, io]),
                     (false, driver::Part::Record) => {
-                        b.ins().call(aref, &[x, p, s, o, io]);
+                        b.ins()
+                            .call(aref.expect("defined when not inline"), &[x, p, s, o, io]);
                     }
                     (true, driver::Part::Updates) => cg.updates(module, b, [x, p, s, o, io]),
                     (true, driver::Part::EulerStep) => {
                         cg.euler_step(module, b, [x, p, s, o, io]);
                     }
                     (false, driver::Part::EulerStep) => {
-                        b.ins().call(eref, &[x, p, s, o, io]);
+                        b.ins()
+                            .call(eref.expect("defined when not inline"), &[x, p, s, o, io]);
                     }
                     (false, driver::Part::Signals) => {
-                        b.ins().call(sref, &[x, p, s, o, io]);
+                        b.ins()
+                            .call(sref.expect("defined when not inline"), &[x, p, s, o, io]);
                     }
                     (false, driver::Part::Updates) => {
-                        b.ins().call(uref, &[x, p, s, o, io]);
+                        b.ins()
+                            .call(uref.expect("defined when not inline"), &[x, p, s, o, io]);
                     }
                 }
                 vec![]
