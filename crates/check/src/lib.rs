@@ -14,6 +14,7 @@ pub mod checker;
 pub mod consteval;
 pub mod expr;
 pub mod iface;
+pub mod learner;
 pub mod lens;
 pub mod modules;
 pub mod poly;
@@ -61,7 +62,10 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, stdlib: &St
     let (modules, mut diags) = {
         let mut loader = Loader::new(&mut sources, stdlib);
         loader.load_root(name, path, text);
-        (loader.modules, loader.diags)
+        let mut modules = loader.modules;
+        let mut diags = loader.diags;
+        learner::derive(&mut modules, &mut diags);
+        (modules, diags)
     };
     let (cdiags, systems, typeck, fn_ctx, scopes) = {
         let mut cx = Checker::new(&modules);

@@ -277,6 +277,10 @@ impl Env for SysEnv {
         }) {
             return Some(Res::Group(n.to_string()));
         }
+        // A size parameter is an Int value (`real(n + m)`).
+        if self.sizes.bound.contains_key(n) || self.sizes.symbolic.contains(n) {
+            return Some(Res::Val(Ty::Int));
+        }
         if self.lenient || self.dups.contains(n) {
             return Some(Res::Forbidden);
         }
@@ -1034,8 +1038,15 @@ impl<'m> Checker<'m> {
             }
         }
         for (bi, b) in env.boxes.iter().enumerate() {
+            let learner = matches!(&self.item(b.sys.item).kind,
+                ItemKind::System(d) if d.learner.is_some());
             for (p, _) in b.sys.iface.all_outs() {
-                if !env.outs_read.contains(&(bi, p.name.clone())) {
+                // A learner's backward output `dx` is often unread (the first layer's).
+                let backward = learner
+                    && p.name
+                        .strip_prefix('d')
+                        .is_some_and(|x| b.sys.iface.all_ins().iter().any(|(q, _)| q.name == x));
+                if !backward && !env.outs_read.contains(&(bi, p.name.clone())) {
                     self.report(
                         Diagnostic::new(codes::UNREAD_OUTPUT, b.span, format!("output `{}` of box `{}` is never read", p.name, b.name))
                             .label("this box's output goes nowhere")
@@ -1198,6 +1209,7 @@ impl<'m> Checker<'m> {
                 | SysItemKind::State { .. }
                 | SysItemKind::Box { .. }
                 | SysItemKind::Let { .. }
+                | SysItemKind::Optimizer { .. }
                 | SysItemKind::Error => {}
                 SysItemKind::Out { name, value } => {
                     if in_loop {

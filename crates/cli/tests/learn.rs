@@ -334,16 +334,25 @@ fn neuron_form_equals_matrix_form() {
         ]))
     };
     let matrix = run("examples/digits_mlp.dyn", "interp");
-    let neurons = run("examples/digits_neurons.dyn", "interp");
     assert_eq!(matrix.len(), 1 + 1437 + 360);
-    assert_eq!(neurons.len(), matrix.len());
-    let mut worst = 0.0f64;
-    for (a, b) in matrix.iter().zip(&neurons) {
-        assert_eq!(a[0], b[0]);
-        worst = worst.max((a[1] - b[1]).abs());
-        assert_eq!(a[2], b[2], "accuracy at t = {}", a[0]);
+    // The neuron-by-neuron form and the learner form (derived backward ports and updates).
+    for other in [
+        "examples/digits_neurons.dyn",
+        "examples/digits_learners.dyn",
+    ] {
+        let rows = run(other, "interp");
+        assert_eq!(rows.len(), matrix.len(), "{other}");
+        let mut worst = 0.0f64;
+        for (a, b) in matrix.iter().zip(&rows) {
+            assert_eq!(a[0], b[0]);
+            worst = worst.max((a[1] - b[1]).abs());
+            assert_eq!(a[2], b[2], "{other}: accuracy at t = {}", a[0]);
+        }
+        assert!(
+            worst <= 1e-9,
+            "{other}: largest per-sample loss difference {worst}"
+        );
     }
-    assert!(worst <= 1e-9, "largest per-sample loss difference {worst}");
     assert!(
         matrix[1437][1] < matrix[1][1],
         "the loss fell over the epoch"
@@ -370,6 +379,31 @@ fn neuron_form_equals_matrix_form() {
     let reference = fin("examples/digits_neurons.dyn", "interp");
     assert_eq!(fin("examples/digits_neurons.dyn", "auto"), reference);
     assert_eq!(fin("examples/digits_mlp.dyn", "auto"), reference);
+    assert_eq!(fin("examples/digits_learners.dyn", "auto"), reference);
+}
+
+/// A learner's derived update is its optimizer's rule from std.learn: learners trained by
+/// Momentum and Adam give the trace of the same models written with `Momentum<2>` and
+/// `Adam<2>` boxes and `grad`, to the bit, under both backends; and they learn.
+#[test]
+fn learner_optimizers_equal_explicit_boxes() {
+    let run = |file: &str, backend: &str| all_rows(&dyn_cmd(&["run", file, "--backend", backend]));
+    let derived = run("tests/data/learner_optimizers.dyn", "interp");
+    assert_eq!(derived.len(), 401);
+    assert_eq!(run("tests/data/learner_optimizers.dyn", "auto"), derived);
+    assert_eq!(
+        run("tests/data/learner_optimizers_explicit.dyn", "interp"),
+        derived
+    );
+    assert_eq!(
+        run("tests/data/learner_optimizers_explicit.dyn", "auto"),
+        derived
+    );
+    for col in [1, 2] {
+        let mean = |rows: &[Vec<f64>]| rows.iter().map(|r| r[col]).sum::<f64>() / rows.len() as f64;
+        let (early, late) = (mean(&derived[1..51]), mean(&derived[351..401]));
+        assert!(late < 0.5 * early, "column {col}: loss {early} -> {late}");
+    }
 }
 
 /// `--save` writes the trained weights, `--load` starts from them: evaluating the saved

@@ -75,6 +75,8 @@ codes! {
     ALGEBRAIC_LOOP = "E0063", "algebraic loop";
     RECURSIVE_SYSTEM = "E0064", "system contains itself";
     INDEX_RANGE = "E0065", "index out of range";
+    // Learners
+    LEARNER = "E0095", "malformed learner";
     // Run blocks
     BAD_RUN = "E0070", "malformed run block";
     // Running

@@ -522,7 +522,7 @@ impl<'a> Lowerer<'a> {
                 sc.loops.pop();
                 self.loops.pop();
             }
-            SysItemKind::Error => {}
+            SysItemKind::Optimizer { .. } | SysItemKind::Error => {}
         }
         Ok(())
     }

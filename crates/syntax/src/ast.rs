@@ -254,6 +254,10 @@ pub struct SystemDef {
     pub iface: IfaceRef,
     /// Body items in source order.
     pub body: Vec<SysItem>,
+    /// For a `learner` (written with that keyword): the keyword's span. The checker's first
+    /// step (`dyn_check::learner`) rewrites a learner into the system it stands for; this
+    /// field stays set so later stages can still tell it was one.
+    pub learner: Option<Span>,
 }
 
 /// One item of a system body.
@@ -361,6 +365,16 @@ pub enum SysItemKind {
         hi: Expr,
         /// Body.
         body: Vec<SysItem>,
+    },
+    /// `optimizer Adam(lr = 0.01)` in a learner: how its parameters are trained. `kw` is the
+    /// contextual keyword as written (the checker reports anything but `optimizer`).
+    Optimizer {
+        /// The leading word (`optimizer`).
+        kw: Ident,
+        /// The optimizer (`SGD`, `Momentum`, `Adam`).
+        name: Ident,
+        /// Hyperparameters (`lr = 0.01`).
+        args: Vec<Arg>,
     },
     /// Did not parse.
     Error,

@@ -740,7 +740,7 @@ impl<'m> Walker<'m> {
                     defs: vec![d],
                 });
             }
-            SysItemKind::Error => {}
+            SysItemKind::Optimizer { .. } | SysItemKind::Error => {}
         }
     }
 
