@@ -33,7 +33,9 @@ use dyn_syntax::ast::*;
 use std::collections::HashMap;
 
 /// The optimizers a learner can name: hyperparameters with their defaults, as in
-/// `stdlib/learn.dyn` (the update rules are the same expressions, so the bits agree).
+/// `stdlib/learn.dyn` (the update rules are the same expressions, so the bits agree). Adam's
+/// decay rates are `beta1`, `beta2` here (std.learn's `b1`, `b2` would clash with the usual
+/// names of bias parameters).
 const OPTIMIZERS: &[(&str, &[(&str, &str)])] = &[
     ("SGD", &[("lr", "0.01")]),
     ("Momentum", &[("lr", "0.01"), ("beta", "0.9")]),
@@ -41,8 +43,8 @@ const OPTIMIZERS: &[(&str, &[(&str, &str)])] = &[
         "Adam",
         &[
             ("lr", "0.001"),
-            ("b1", "0.9"),
-            ("b2", "0.999"),
+            ("beta1", "0.9"),
+            ("beta2", "0.999"),
             ("eps", "1e-8"),
         ],
     ),
@@ -519,7 +521,7 @@ fn derive_one(def: &mut SystemDef) -> Result<LearnerPorts, Vec<Diagnostic>> {
         errs.push(
             learner_error(opt_span, format!("unknown optimizer `{opt_name}`"))
                 .label("not an optimizer")
-                .hint("the optimizers are `SGD(lr)`, `Momentum(lr, beta)` and `Adam(lr, b1, b2, eps)`"),
+                .hint("the optimizers are `SGD(lr)`, `Momentum(lr, beta)` and `Adam(lr, beta1, beta2, eps)`"),
         );
         return Err(errs);
     };
@@ -844,8 +846,8 @@ fn derive_one(def: &mut SystemDef) -> Result<LearnerPorts, Vec<Diagnostic>> {
                     nm.clone(),
                     binary(
                         BinOp::Add,
-                        binary(BinOp::Mul, h("b1", s), var(&m, s), s),
-                        binary(BinOp::Mul, one_minus("b1"), var(&g, s), s),
+                        binary(BinOp::Mul, h("beta1", s), var(&m, s), s),
+                        binary(BinOp::Mul, one_minus("beta1"), var(&g, s), s),
                         s,
                     ),
                 ));
@@ -853,10 +855,10 @@ fn derive_one(def: &mut SystemDef) -> Result<LearnerPorts, Vec<Diagnostic>> {
                     ns.clone(),
                     binary(
                         BinOp::Add,
-                        binary(BinOp::Mul, h("b2", s), var(&sv, s), s),
+                        binary(BinOp::Mul, h("beta2", s), var(&sv, s), s),
                         binary(
                             BinOp::Mul,
-                            binary(BinOp::Mul, one_minus("b2"), var(&g, s), s),
+                            binary(BinOp::Mul, one_minus("beta2"), var(&g, s), s),
                             var(&g, s),
                             s,
                         ),
@@ -873,11 +875,11 @@ fn derive_one(def: &mut SystemDef) -> Result<LearnerPorts, Vec<Diagnostic>> {
                 };
                 body.push(let_(
                     mh.clone(),
-                    binary(BinOp::Div, var(&nm, s), bias("b1"), s),
+                    binary(BinOp::Div, var(&nm, s), bias("beta1"), s),
                 ));
                 body.push(let_(
                     sh.clone(),
-                    binary(BinOp::Div, var(&ns, s), bias("b2"), s),
+                    binary(BinOp::Div, var(&ns, s), bias("beta2"), s),
                 ));
                 body.push(next(m, var(&nm, s)));
                 body.push(next(sv, var(&ns, s)));

@@ -13,6 +13,7 @@ pub mod causality;
 pub mod checker;
 pub mod consteval;
 pub mod expr;
+pub mod flow;
 pub mod iface;
 pub mod learner;
 pub mod lens;
@@ -64,6 +65,7 @@ pub fn check_source(name: &str, path: Option<PathBuf>, text: String, stdlib: &St
         loader.load_root(name, path, text);
         let mut modules = loader.modules;
         let mut diags = loader.diags;
+        flow::expand(&mut modules, &mut diags);
         learner::derive(&mut modules, &mut diags);
         (modules, diags)
     };

@@ -77,6 +77,7 @@ codes! {
     INDEX_RANGE = "E0065", "index out of range";
     // Learners
     LEARNER = "E0095", "malformed learner";
+    FLOW = "E0096", "malformed flow";
     // Run blocks
     BAD_RUN = "E0070", "malformed run block";
     // Running
