@@ -231,3 +231,29 @@ fn survives_bad_input_and_out_of_order_requests() {
     // After shutdown, requests fail instead of being answered.
     h.join().unwrap();
 }
+
+/// Learners in the editor: no diagnostics for a correct one, hover shows the keyword, and a
+/// box of a learner completes and hovers its derived backward ports.
+#[test]
+fn learners_hover_and_derived_ports() {
+    let (dir, std) = project("learner");
+    let (mut c, h) = start(std);
+    c.initialize(&dir);
+    let main = uri(&dir.join("learn.dyn"));
+    let text = "learner Scale : { in x: Real  out y: Real } {\n  param w: Real = 1.0\n  out y = w * x\n}\n\nsystem Net : { in u: Real  out v: Real } {\n  box a: Scale\n  box b: Scale\n  a.x <- u\n  b.x <- a.y\n  b.dy <- b.y - u\n  out v = a.dx\n}\n";
+    c.open(&main, text);
+    assert_eq!(c.diagnostics(&main), Vec::<Value>::new());
+    let (l, ch) = pos(text, "Scale\n  box b", 1);
+    let hv = c.at("textDocument/hover", &main, l, ch);
+    let s = hv["contents"]["value"].as_str().unwrap();
+    assert!(s.contains("learner Scale"), "{s}");
+    let (l, ch) = pos(text, "dx\n}", 0);
+    let hv = c.at("textDocument/hover", &main, l, ch);
+    let s = hv["contents"]["value"].as_str().unwrap();
+    assert!(
+        s.contains("dx") && s.contains("derived backward port"),
+        "{s}"
+    );
+    c.shutdown();
+    h.join().unwrap();
+}

@@ -261,7 +261,12 @@ impl<'m> Walker<'m> {
             }
             ItemKind::System(s) => {
                 let header = self.sources.snippet(s.iface.poly.span).to_string();
-                self.ix.defs[d].detail = Some(format!("system {} : {header}", s.name.name));
+                let kw = if s.learner.is_some() {
+                    "learner"
+                } else {
+                    "system"
+                };
+                self.ix.defs[d].detail = Some(format!("{kw} {} : {header}", s.name.name));
                 if let Some(iface) = self.system_iface(id) {
                     let ports = self.iface_defs(&iface);
                     self.ix.defs[d].members = ports.iter().map(|p| p.1).collect();
