@@ -140,6 +140,7 @@ pub const BUILTINS: &[&str] = &[
     "int",
     "randn",
     "uniform",
+    "normal",
     "zeros",
     "ones",
     "transpose",
@@ -1487,19 +1488,27 @@ impl Checker<'_> {
                 }
                 Ty::Tensor(Elem::Real, dims)
             }
-            "uniform" => {
+            "uniform" | "normal" => {
+                let name = name.name.as_str();
+                let (lo, hi) = if name == "uniform" {
+                    ("lo", "hi")
+                } else {
+                    ("mean", "std")
+                };
                 if !(2..=4).contains(&args.len()) {
                     self.report(
                         Diagnostic::new(
                             codes::TYPE_MISMATCH,
                             span,
                             format!(
-                                "`uniform` takes 2 to 4 arguments (lo, hi, then sizes), found {}",
+                                "`{name}` takes 2 to 4 arguments ({lo}, {hi}, then sizes), found {}",
                                 args.len()
                             ),
                         )
                         .label("here")
-                        .hint("`uniform(lo, hi)` is a Real, `uniform(lo, hi, m, n)` a Real[m, n]"),
+                        .hint(format!(
+                            "`{name}({lo}, {hi})` is a Real, `{name}({lo}, {hi}, m, n)` a Real[m, n]"
+                        )),
                     );
                     return Ty::Error;
                 }
@@ -1510,7 +1519,7 @@ impl Checker<'_> {
                             Diagnostic::new(
                                 codes::TYPE_MISMATCH,
                                 a.value.span,
-                                format!("`uniform`'s bounds are numbers, found {t}"),
+                                format!("`{name}`'s {lo} and {hi} are numbers, found {t}"),
                             )
                             .label(format!("this is {t}")),
                         );
@@ -1531,7 +1540,7 @@ impl Checker<'_> {
                             self.report(
                                 Diagnostic::new(codes::BAD_SIZE, a.value.span, "a size of 0")
                                     .label("empty")
-                                    .hint("each size of `uniform` is at least 1"),
+                                    .hint(format!("each size of `{name}` is at least 1")),
                             );
                             return Ty::Error;
                         }

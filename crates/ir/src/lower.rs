@@ -1126,6 +1126,32 @@ impl<'a> Lowerer<'a> {
                 }
                 nest(&shape, &mut draw)
             }
+            "normal" => {
+                // mean + std z, one `randn()` draw z per element, in row-major order.
+                let mean = arg(self, 0, Some(&real))?;
+                let std = arg(self, 1, Some(&real))?;
+                let shape = shape_of(t, span)?;
+                let mut draw = || {
+                    Expr::Bin(
+                        Bin::Add,
+                        Num::Real,
+                        Box::new(mean.clone()),
+                        Box::new(Expr::Bin(
+                            Bin::Mul,
+                            Num::Real,
+                            Box::new(std.clone()),
+                            Box::new(Expr::Randn),
+                        )),
+                    )
+                };
+                fn nest(shape: &[u64], draw: &mut dyn FnMut() -> Expr) -> Expr {
+                    match shape.split_first() {
+                        None => draw(),
+                        Some((&n, rest)) => Expr::Array((0..n).map(|_| nest(rest, draw)).collect()),
+                    }
+                }
+                nest(&shape, &mut draw)
+            }
             _ => return Err(unsupported(span, &format!("`{}`", name.name))),
         })
     }

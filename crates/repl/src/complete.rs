@@ -49,7 +49,7 @@ pub const KEYWORDS: &[&str] = &[
 pub const BUILTINS: &[&str] = &[
     "Real", "Int", "Bool", "exp", "log", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh",
     "cosh", "atan", "floor", "ceil", "round", "sigmoid", "relu", "min", "max", "pow", "atan2",
-    "sum", "dot", "norm", "len", "real", "int", "randn", "uniform", "zeros", "ones",
+    "sum", "dot", "norm", "len", "real", "int", "randn", "uniform", "normal", "zeros", "ones",
 ];
 
 /// What completion knows about the session, refreshed after every definition.
