@@ -146,6 +146,8 @@ pub struct FitResult {
     pub initial_loss: f64,
     /// Iterations done.
     pub iters: u64,
+    /// Why the optimizer stopped.
+    pub stopped: String,
 }
 
 /// A problem seen as a function of the fitted variables only.
@@ -253,6 +255,7 @@ fn adam(
         loss: best.0,
         initial_loss,
         iters,
+        stopped: "the iterations ran out".into(),
     })
 }
 
@@ -264,6 +267,8 @@ struct Argmin<'o, 'p, 'f> {
     /// Iterations the observer has seen end, forwarded to `progress` at the next evaluation.
     log: Arc<Mutex<Vec<(u64, f64)>>>,
     progress: Mutex<&'f mut (dyn FnMut(u64, f64) + Send)>,
+    /// The loss is multiplied by this (see [`lbfgs`]).
+    scale: f64,
 }
 
 impl Argmin<'_, '_, '_> {
@@ -271,7 +276,7 @@ impl Argmin<'_, '_, '_> {
         let done: Vec<(u64, f64)> = std::mem::take(&mut *self.log.lock().expect("log"));
         let mut p = self.progress.lock().expect("progress");
         for (it, c) in done {
-            (*p)(it, c);
+            (*p)(it, c / self.scale);
         }
     }
 
@@ -283,6 +288,7 @@ impl Argmin<'_, '_, '_> {
             return Ok((*l, g.clone()));
         }
         let (l, g) = self.obj.grad(u).map_err(|e| Error::msg(e.to_string()))?;
+        let (l, g) = (l * self.scale, g.iter().map(|v| v * self.scale).collect::<Vec<_>>());
         *self.cache.lock().expect("cache") = Some((u.to_vec(), l, g.clone()));
         Ok((l, g))
     }
@@ -329,6 +335,14 @@ fn lbfgs(
     iters: u64,
     progress: &mut (dyn FnMut(u64, f64) + Send),
 ) -> Result<FitResult, FitError> {
+    // L-BFGS's first step is the gradient itself (later steps are scaled by the curvature
+    // seen): the loss is scaled so that this first step changes the variables by 1 % of
+    // their norm, instead of a step as long as the raw gradient, which can throw an
+    // oscillator's params far enough to blow up the run.
+    let (_, g0) = obj.grad(&u0)?;
+    let gn = g0.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let un = u0.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-3);
+    let scale = if gn > 0.0 && gn.is_finite() { 0.01 * un / gn } else { 1.0 };
     let ls = MoreThuenteLineSearch::new();
     let solver = LBFGS::new(ls, 7)
         .with_tolerance_grad(0.0)
@@ -340,6 +354,7 @@ fn lbfgs(
         cache: Mutex::new(None),
         log: seen.clone(),
         progress: Mutex::new(progress),
+        scale,
     };
     let res = Executor::new(problem, solver)
         .configure(|s| s.param(u0.clone()).max_iters(iters))
@@ -351,10 +366,12 @@ fn lbfgs(
     let values = st.get_best_param().cloned().unwrap_or(u0);
     let loss = obj.loss(&values)?;
     let done = st.get_iter();
+    let stopped = st.get_termination_status().to_string();
     Ok(FitResult {
         values,
         loss,
         initial_loss,
         iters: done,
+        stopped,
     })
 }
