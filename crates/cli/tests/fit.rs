@@ -61,8 +61,8 @@ fn lbfgs_recovers_lotka_volterra_within_5_percent() {
 fn adam_lowers_the_loss_from_a_nearby_start() {
     let o = dyn_cmd(&[
         "fit", EX, "--data", DATA, "--params", "a,b,c,d", "--method", "adam", "--iters", "30",
-        "--lr", "0.02", "--param", "a=1.45", "--param", "b=0.97", "--param", "c=3.1",
-        "--param", "d=1.03",
+        "--lr", "0.02", "--param", "a=1.45", "--param", "b=0.97", "--param", "c=3.1", "--param",
+        "d=1.03",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
@@ -85,9 +85,28 @@ fn initial_states_are_fitted_by_state_name() {
     // The true params, wrong starts of both populations (x = 9, y = 5.5): the fit moves
     // them back to 10 and 5 (the interpreter runs it: the reference backend).
     let o = dyn_cmd(&[
-        "fit", EX, "--data", DATA, "--params", "x,y", "--param", "a=1.5", "--param", "b=1",
-        "--param", "c=3", "--param", "d=1", "--init", "x=9", "--init", "y=5.5", "--iters",
-        "30", "--backend", "interp",
+        "fit",
+        EX,
+        "--data",
+        DATA,
+        "--params",
+        "x,y",
+        "--param",
+        "a=1.5",
+        "--param",
+        "b=1",
+        "--param",
+        "c=3",
+        "--param",
+        "d=1",
+        "--init",
+        "x=9",
+        "--init",
+        "y=5.5",
+        "--iters",
+        "30",
+        "--backend",
+        "interp",
     ]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
@@ -99,13 +118,31 @@ fn initial_states_are_fitted_by_state_name() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--data", DATA, "--params", "a,zz"], "`zz` is neither a param nor a state"),
-        (&["--data", DATA, "--params", "a", "--method", "sgd"], "unknown optimizer `sgd`"),
-        (&["--data", DATA, "--params", "a", "--integrator", "rk45"], "fixed step"),
+        (
+            &["--data", DATA, "--params", "a,zz"],
+            "`zz` is neither a param nor a state",
+        ),
+        (
+            &["--data", DATA, "--params", "a", "--method", "sgd"],
+            "unknown optimizer `sgd`",
+        ),
+        (
+            &["--data", DATA, "--params", "a", "--integrator", "rk45"],
+            "fixed step",
+        ),
         (&["--data", DATA, "--params", "a,a"], "named twice"),
-        (&["--params", "a", "--data", "examples/data/nope.csv"], "cannot read"),
-        (&["--params", "a", "--data", "examples/lotka_volterra.dyn"], "the data"),
-        (&["--params", "a", "--data", "examples/data/digits_test.csv"], "no time column"),
+        (
+            &["--params", "a", "--data", "examples/data/nope.csv"],
+            "cannot read",
+        ),
+        (
+            &["--params", "a", "--data", "examples/lotka_volterra.dyn"],
+            "the data",
+        ),
+        (
+            &["--params", "a", "--data", "examples/data/digits_test.csv"],
+            "no time column",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["fit", EX];
@@ -148,6 +185,9 @@ fn bad_inputs_are_clear_errors() {
     ]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("E0080") && err.contains("`when` event"), "{err}");
+    assert!(
+        err.contains("E0080") && err.contains("`when` event"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

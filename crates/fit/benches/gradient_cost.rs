@@ -75,8 +75,10 @@ fn bench(name: &str, src: &str, sys: &str, cols: &[&str], until: f64, dt: f64) {
     let steps = (until / dt).round() as u64;
     // Ten observations over the horizon, from the model's own run.
     let mut rows = vec![];
-    dyn_interp::run::run(&f, &spec, &mut |_| {}, &mut |t, v| rows.push((t, v.to_vec())))
-        .expect("runs");
+    dyn_interp::run::run(&f, &spec, &mut |_| {}, &mut |t, v| {
+        rows.push((t, v.to_vec()))
+    })
+    .expect("runs");
     let data = Data {
         columns: cols.iter().map(|c| c.to_string()).collect(),
         rows: rows
@@ -112,6 +114,20 @@ fn bench(name: &str, src: &str, sys: &str, cols: &[&str], until: f64, dt: f64) {
 }
 
 fn main() {
-    bench("Lotka–Volterra", LV, "LV", &["prey", "predators"], 100.0, 0.001);
-    bench("8 coupled pendulums", CHAIN, "Chain", &["first", "last"], 100.0, 0.001);
+    bench(
+        "Lotka–Volterra",
+        LV,
+        "LV",
+        &["prey", "predators"],
+        100.0,
+        0.001,
+    );
+    bench(
+        "8 coupled pendulums",
+        CHAIN,
+        "Chain",
+        &["first", "last"],
+        100.0,
+        0.001,
+    );
 }

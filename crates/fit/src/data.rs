@@ -61,7 +61,9 @@ impl Data {
             };
             let t = num(&rec[tcol], "t")?;
             if !t.is_finite() || t < 0.0 {
-                return Err(format!("line {line}: the time {t} is not a finite time ≥ 0"));
+                return Err(format!(
+                    "line {line}: the time {t} is not a finite time ≥ 0"
+                ));
             }
             let mut vals = Vec::with_capacity(columns.len());
             for (i, cell) in rec.iter().enumerate() {
@@ -97,10 +99,22 @@ mod tests {
         assert_eq!(d.columns, vec!["x", "y"]);
         assert_eq!(d.rows[1].0, 0.5);
         assert!(d.rows[1].1[0].is_nan());
-        assert!(Data::parse("x,y\n1,2\n").unwrap_err().contains("no time column"));
-        assert!(Data::parse("t,x\n0,a\n").unwrap_err().contains("not a number"));
+        assert!(
+            Data::parse("x,y\n1,2\n")
+                .unwrap_err()
+                .contains("no time column")
+        );
+        assert!(
+            Data::parse("t,x\n0,a\n")
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!(Data::parse("t,x\n").unwrap_err().contains("no data rows"));
         assert!(Data::parse("t,x\n-1,2\n").unwrap_err().contains("≥ 0"));
-        assert!(Data::parse("t\n1\n").unwrap_err().contains("no observed column"));
+        assert!(
+            Data::parse("t\n1\n")
+                .unwrap_err()
+                .contains("no observed column")
+        );
     }
 }

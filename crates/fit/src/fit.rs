@@ -233,8 +233,18 @@ fn adam(
     let n = u.len();
     let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
     let mut best = (initial_loss, u.clone());
+    let mut stopped = "the iterations ran out".to_string();
+    let mut done = 0;
     for it in 1..=iters {
-        let (loss, g) = obj.grad(&u)?;
+        // A step that makes the run diverge ends the fit at the best point so far.
+        let (loss, g) = match obj.grad(&u) {
+            Ok(r) => r,
+            Err(e) => {
+                stopped = format!("stopped at iteration {it}: {e}");
+                break;
+            }
+        };
+        done = it;
         if loss < best.0 {
             best = (loss, u.clone());
         }
@@ -246,16 +256,17 @@ fn adam(
         }
         progress(it, loss);
     }
-    let last = obj.loss(&u)?;
-    if last <= best.0 {
+    if let Ok(last) = obj.loss(&u)
+        && last <= best.0
+    {
         best = (last, u);
     }
     Ok(FitResult {
         values: best.1,
         loss: best.0,
         initial_loss,
-        iters,
-        stopped: "the iterations ran out".into(),
+        iters: done,
+        stopped,
     })
 }
 
@@ -288,7 +299,10 @@ impl Argmin<'_, '_, '_> {
             return Ok((*l, g.clone()));
         }
         let (l, g) = self.obj.grad(u).map_err(|e| Error::msg(e.to_string()))?;
-        let (l, g) = (l * self.scale, g.iter().map(|v| v * self.scale).collect::<Vec<_>>());
+        let (l, g) = (
+            l * self.scale,
+            g.iter().map(|v| v * self.scale).collect::<Vec<_>>(),
+        );
         *self.cache.lock().expect("cache") = Some((u.to_vec(), l, g.clone()));
         Ok((l, g))
     }
@@ -342,7 +356,11 @@ fn lbfgs(
     let (_, g0) = obj.grad(&u0)?;
     let gn = g0.iter().map(|v| v * v).sum::<f64>().sqrt();
     let un = u0.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-3);
-    let scale = if gn > 0.0 && gn.is_finite() { 0.01 * un / gn } else { 1.0 };
+    let scale = if gn > 0.0 && gn.is_finite() {
+        0.01 * un / gn
+    } else {
+        1.0
+    };
     let ls = MoreThuenteLineSearch::new();
     let solver = LBFGS::new(ls, 7)
         .with_tolerance_grad(0.0)

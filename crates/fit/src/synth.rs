@@ -327,7 +327,14 @@ impl Model {
                         ));
                     }
                     let x = m.translate(
-                        flat, &reads, &param_ix, &state_ix, &sig_let, gi as u32, e, &[],
+                        flat,
+                        &reads,
+                        &param_ix,
+                        &state_ix,
+                        &sig_let,
+                        gi as u32,
+                        e,
+                        &[],
                         &a.value,
                     )?;
                     let i = state_ix[&(gi as u32, e, a.state as usize)];
@@ -585,7 +592,10 @@ impl Model {
                 let two = |k: &Expr| mul(Expr::Const(2.0), k.clone());
                 (0..n)
                     .map(|i| {
-                        let s = add(add(add(k1[i].clone(), two(&k2[i])), two(&k3[i])), k4[i].clone());
+                        let s = add(
+                            add(add(k1[i].clone(), two(&k2[i])), two(&k3[i])),
+                            k4[i].clone(),
+                        );
                         add(x(i), mul(Expr::Const(h / 6.0), s))
                     })
                     .collect()
@@ -625,7 +635,12 @@ pub fn step_system(
         .states
         .iter()
         .enumerate()
-        .map(|(i, (sl, _))| (real_slot(format!("x{i}"), sl.shape.clone()), zeros(&sl.shape)))
+        .map(|(i, (sl, _))| {
+            (
+                real_slot(format!("x{i}"), sl.shape.clone()),
+                zeros(&sl.shape),
+            )
+        })
         .collect();
     states.push((real_slot("t".into(), vec![]), Expr::Const(0.0)));
     let mut updates: Vec<Assign> = step
@@ -819,7 +834,10 @@ pub fn adjoint_system(
         ],
         outputs: vec![],
         states: vec![
-            (real_slot("lam".into(), vec![nx as u64]), zeros(&vec![nx as u64])),
+            (
+                real_slot("lam".into(), vec![nx as u64]),
+                zeros(&vec![nx as u64]),
+            ),
             (
                 real_slot("gth".into(), vec![(np + 1) as u64]),
                 zeros(&vec![(np + 1) as u64]),
