@@ -270,11 +270,14 @@ fn adam(
     })
 }
 
+/// A point, the loss there and its gradient.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 /// The objective as argmin sees it; the last gradient is cached with its point, since the
 /// line search asks for the cost and the gradient at the same points.
 struct Argmin<'o, 'p, 'f> {
     obj: &'o Objective<'p>,
-    cache: Mutex<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    cache: Mutex<Option<Evaluated>>,
     /// Iterations the observer has seen end, forwarded to `progress` at the next evaluation.
     log: Arc<Mutex<Vec<(u64, f64)>>>,
     progress: Mutex<&'f mut (dyn FnMut(u64, f64) + Send)>,

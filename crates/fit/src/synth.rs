@@ -61,11 +61,11 @@ pub struct Model {
     pub n_param: usize,
 }
 
+/// A rewrite of leaves: `Some(replacement)`, `None` to keep (and recurse), or a refusal.
+pub type Rewrite<'a> = dyn FnMut(&Expr) -> Result<Option<Expr>, Box<Diagnostic>> + 'a;
+
 /// Every leaf replaced by `f`'s answer where it has one; the rest rebuilt as it is.
-pub fn map_expr(
-    e: &Expr,
-    f: &mut dyn FnMut(&Expr) -> Result<Option<Expr>, Box<Diagnostic>>,
-) -> Result<Expr, Box<Diagnostic>> {
+pub fn map_expr(e: &Expr, f: &mut Rewrite) -> Result<Expr, Box<Diagnostic>> {
     if let Some(r) = f(e)? {
         return Ok(r);
     }
@@ -96,10 +96,7 @@ pub fn map_expr(
     })
 }
 
-fn map_all(
-    xs: &[Expr],
-    f: &mut dyn FnMut(&Expr) -> Result<Option<Expr>, Box<Diagnostic>>,
-) -> Result<Vec<Expr>, Box<Diagnostic>> {
+fn map_all(xs: &[Expr], f: &mut Rewrite) -> Result<Vec<Expr>, Box<Diagnostic>> {
     xs.iter().map(|x| map_expr(x, f)).collect()
 }
 
@@ -573,10 +570,10 @@ impl Model {
             Integrator::Rk4(h) => {
                 let point = |lets: &mut Vec<(Slot, Expr)>, c: f64, k: &[Expr], name: &str| {
                     let base = lets.len() as u32;
-                    for i in 0..n {
+                    for (i, ki) in k.iter().enumerate() {
                         lets.push((
                             real_slot(format!("{name}{i}"), self.states[i].0.shape.clone()),
-                            add(x(i), mul(Expr::Const(c), k[i].clone())),
+                            add(x(i), mul(Expr::Const(c), ki.clone())),
                         ));
                     }
                     base
