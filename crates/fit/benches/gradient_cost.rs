@@ -91,7 +91,7 @@ fn bench(name: &str, src: &str, sys: &str, cols: &[&str], until: f64, dt: f64) {
         let mut r = dyn_jit::Runner::new(&compiled, &f, &spec, None).expect("runner");
         r.advance(10, &mut |_, _| {}).expect("runs");
     });
-    let p = Problem::new(&f, &spec, &data, Backend::Jit).expect("problem");
+    let mut p = Problem::new(&f, &spec, &data, Backend::Jit).expect("problem");
     assert_eq!(p.steps(), steps);
     let loss = best_of(5, || {
         p.loss(&p.params, &p.x0).expect("loss");
@@ -99,8 +99,14 @@ fn bench(name: &str, src: &str, sys: &str, cols: &[&str], until: f64, dt: f64) {
     let grad = best_of(5, || {
         p.gradient(&p.params, &p.x0).expect("gradient");
     });
+    let s = p.segment;
+    p.segment = steps + 1;
+    let one = best_of(5, || {
+        p.gradient(&p.params, &p.x0).expect("gradient");
+    });
+    p.segment = s;
     println!(
-        "{name}: {steps} RK4 steps, {} states, {} params, segments of {}\n  forward (model, JIT): {:.2} ms ({:.0} ns/step)\n  loss (step system):   {:.2} ms\n  gradient:             {:.2} ms\n  ratio gradient / forward = {:.1}  (gradient / loss = {:.1})",
+        "{name}: {steps} RK4 steps, {} states, {} params, segments of {}\n  forward (model, JIT): {:.2} ms ({:.0} ns/step)\n  loss (step system):   {:.2} ms\n  gradient:             {:.2} ms\n  ratio gradient / forward = {:.1}  (gradient / loss = {:.1})\n  gradient in one segment (no checkpoints, O(N n) memory): {:.2} ms",
         p.x0.len(),
         p.params.len(),
         p.segment,
@@ -110,6 +116,7 @@ fn bench(name: &str, src: &str, sys: &str, cols: &[&str], until: f64, dt: f64) {
         grad * 1e3,
         grad / forward,
         grad / loss,
+        one * 1e3,
     );
 }
 
