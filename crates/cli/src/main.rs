@@ -4,6 +4,7 @@
 
 mod analyze;
 mod build;
+mod fit;
 mod plot;
 mod run;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Analyse a model as a dynamical system: fixed points, Lyapunov exponents, parameter
     /// sweeps, basins of attraction, ensembles.
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Fit params (and initial states) to a recorded trace (CSV) by gradients through time:
+    /// L-BFGS or Adam on the mean squared error.
+    Fit(Box<fit::FitArgs>),
     /// Print the IR of nested systems (or, with --flat, the flattened step program).
     Ir {
         /// The file.
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run::run(&a, use_color(Color::Auto)),
         Command::Build(a) => build::build(&a, use_color(Color::Auto)),
         Command::Analyze(a) => analyze::analyze(&a, use_color(Color::Auto)),
+        Command::Fit(a) => fit::fit(&a, use_color(Color::Auto)),
         Command::Ir { file, system, flat } => {
             run::ir(&file, system.as_deref(), flat, use_color(Color::Auto))
         }
