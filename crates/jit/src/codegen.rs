@@ -257,6 +257,7 @@ impl<'a> Gen<'a> {
                 .map_err(|e| e.to_string())?;
             shims.insert(*name, id);
         }
+        crate::linalg::declare(module, &mut shims)?;
         let mut sig = module.make_signature();
         sig.params.push(AbiParam::new(I64));
         sig.returns.push(AbiParam::new(F64));
