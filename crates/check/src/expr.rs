@@ -1481,19 +1481,23 @@ impl Checker<'_> {
                     return Ty::Error;
                 }
                 let a = self.square_matrix(env, n, &args[0].value);
-                let b = self.numeric_tensor(env, n, &args[1].value, None);
-                let (Some(rows), Some((_, db))) = (a, b) else {
+                let bt = self.check_expr(env, &args[1].value, None);
+                let b = match &bt {
+                    Ty::Error => None,
+                    Ty::Tensor(Elem::Real | Elem::Int, d) if d.len() <= 2 => Some(d.clone()),
+                    t => {
+                        self.rank_error(
+                            n,
+                            t,
+                            args[1].value.span,
+                            "a right-hand side `Real[n]` or `Real[n, k]`",
+                        );
+                        None
+                    }
+                };
+                let (Some(rows), Some(db)) = (a, b) else {
                     return Ty::Error;
                 };
-                if db.len() > 2 {
-                    let t = Ty::Tensor(Elem::Real, db);
-                    return self.rank_error(
-                        n,
-                        &t,
-                        args[1].value.span,
-                        "a right-hand side `Real[n]` or `Real[n, k]`",
-                    );
-                }
                 if db[0] != rows {
                     self.report(
                         Diagnostic::new(
