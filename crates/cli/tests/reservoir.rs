@@ -159,10 +159,11 @@ fn bench_ridge(lambda: f64) -> Vec<f64> {
             .max_by(|x, y| a[*x][c].abs().total_cmp(&a[*y][c].abs()))
             .unwrap();
         a.swap(c, p);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for j in c..=n {
-                a[r][j] -= f * a[c][j];
+        let pivot = a[c].clone();
+        for row in a.iter_mut().skip(c + 1) {
+            let f = row[c] / pivot[c];
+            for (x, p) in row.iter_mut().zip(&pivot).skip(c) {
+                *x -= f * p;
             }
         }
     }
@@ -272,9 +273,9 @@ system S : { out g: Real[2, 2] } {
         .unwrap()
         .1
         .clone();
-    let d = dyn_ir::lower(&checked, &sig)
-        .err()
-        .expect("a lowering error");
+    let Err(d) = dyn_ir::lower(&checked, &sig) else {
+        panic!("a lowering error expected");
+    };
     assert_eq!(d.code.id, "E0027", "{}", d.message);
     assert!(d.message.contains("spectral_radius"), "{}", d.message);
 
