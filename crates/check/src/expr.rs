@@ -1547,6 +1547,20 @@ impl Checker<'_> {
                         );
                         Ty::Error
                     }
+                    Some(Dim::Known(k)) if k.saturating_mul(k) > crate::checker::MAX_ELEMENTS => {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_SIZE,
+                                n_arg.span,
+                                format!(
+                                    "`eye({k})` has more than {} elements",
+                                    crate::checker::MAX_ELEMENTS
+                                ),
+                            )
+                            .label("too large to allocate"),
+                        );
+                        Ty::Error
+                    }
                     Some(d) => Ty::Tensor(Elem::Real, vec![d.clone(), d]),
                     None => Ty::Error,
                 }

@@ -110,8 +110,9 @@ pub(crate) fn declare<M: Module>(
     Ok(())
 }
 
-/// Registers the shims' addresses with the JIT.
-pub(crate) fn register(jb: &mut JITBuilder) {
+/// Registers the shims' addresses with a JIT builder (as `dyn_jit::run` does; a module
+/// that runs code emitted for a program using `solve` or `spectral_radius` needs them).
+pub fn register(jb: &mut JITBuilder) {
     for (name, _, ptr) in LINALG {
         jb.symbol(*name, *ptr);
     }

@@ -77,6 +77,7 @@ fn compare(label: &str, flat: &Flat, spec: &RunSpec, inputs: &[f64]) {
         jb.symbol(*name, *ptr);
     }
     jb.symbol("dyn_randn", dyn_jit::shims::dyn_randn as *const u8);
+    dyn_jit::linalg::register(&mut jb);
     let mut module = JITModule::new(jb);
     let emitted = dyn_jit::emit_init(&mut module, flat, "init").expect("init emits");
     module.finalize_definitions().unwrap();
