@@ -454,6 +454,48 @@ fn tensor_op(op: &TensorOp, vals: Vec<V>) -> E<V> {
                 })
             }
         }
+        TensorOp::Solve => {
+            // x = A⁻¹ b, dx = A⁻¹ (db - dA x): two solves with the one matrix.
+            let (a, b) = (arg(0)?, arg(1)?);
+            let db = dims_of(&b);
+            let (ae, be) = (a.elems(), b.elems());
+            let n = dims_of(&a).first().copied().unwrap_or(0);
+            let k = db.get(1).copied().unwrap_or(1);
+            let av: Vec<f64> = ae.iter().map(|x| x.v).collect();
+            let bv: Vec<f64> = be.iter().map(|x| x.v).collect();
+            let x = dyn_ir::linalg::solve(&av, n, &bv, k)?;
+            let mut r = Vec::with_capacity(n * k);
+            for i in 0..n {
+                for j in 0..k {
+                    let dax = dsum(n, |l| D::c(ae[i * n + l].d * x[l * k + j])).v;
+                    r.push(be[i * k + j].d - dax);
+                }
+            }
+            let dx = dyn_ir::linalg::solve(&av, n, &r, k)?;
+            let out = x.iter().zip(&dx).map(|(v, d)| D { v: *v, d: *d }).collect();
+            V::T(out, db)
+        }
+        TensorOp::SpectralRadius => {
+            let a = arg(0)?;
+            let n = dims_of(&a).first().copied().unwrap_or(0);
+            let ae = a.elems();
+            if ae.iter().any(|x| x.d != 0.0) {
+                return Err(
+                    "spectral_radius of a matrix that depends on the state has no derivative here"
+                        .into(),
+                );
+            }
+            let av: Vec<f64> = ae.iter().map(|x| x.v).collect();
+            V::S(D::c(dyn_ir::linalg::spectral_radius(&av, n)?))
+        }
+        TensorOp::Eye(n) => {
+            let n = *n as usize;
+            let mut out = vec![D::c(0.0); n * n];
+            for i in 0..n {
+                out[i * n + i] = D::c(1.0);
+            }
+            V::T(out, vec![n, n])
+        }
         TensorOp::OneHot(n) => {
             let k = arg(0)?.s().v;
             if !(k >= 0.0 && k < *n as f64) {

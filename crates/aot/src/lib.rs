@@ -674,6 +674,12 @@ pub fn build(
 ) -> Result<Built, BuildError> {
     check_target()?;
     dyn_jit::supported_run(flat, spec).map_err(BuildError::Unsupported)?;
+    if let Some(op) = dyn_ir::linalg::used_in(&flat.program) {
+        // The C runtime has no linear-algebra library to call (the JIT calls nalgebra).
+        return Err(BuildError::Unsupported(format!(
+            "`{op}`, a dense linear-algebra built-in (the C runtime links no linear-algebra library)"
+        )));
+    }
     let t0 = Instant::now();
     let (names, probes) = match opts.kind {
         Kind::Executable => dyn_interp::run::recorded(flat, spec).map_err(|e| match e {

@@ -151,6 +151,9 @@ pub const BUILTINS: &[&str] = &[
     "argmax",
     "argmin",
     "one_hot",
+    "solve",
+    "spectral_radius",
+    "eye",
     "grad",
 ];
 
@@ -1154,6 +1157,7 @@ impl Checker<'_> {
         let t = self.check_expr(env, arg, None);
         let want = match rank {
             Some(1) => "a vector `Real[n]`",
+            Some(2) => "a matrix `Real[n, n]`",
             _ => "a tensor",
         };
         match &t {
@@ -1175,6 +1179,30 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// Checks the argument of `solve` or `spectral_radius`: a numeric square matrix. Its
+    /// size, or `None` once reported (E0026 for another rank, E0028 for a non-square one).
+    fn square_matrix(&mut self, env: &mut dyn Env, f: &str, arg: &Expr) -> Option<Dim> {
+        let (el, d) = self.numeric_tensor(env, f, arg, Some(2))?;
+        if d[0] != d[1] {
+            let t = Ty::Tensor(el, d.clone());
+            self.report(
+                Diagnostic::new(
+                    codes::NOT_SQUARE,
+                    arg.span,
+                    format!("`{f}` needs a square matrix, found {t}"),
+                )
+                .label(format!("{} rows, {} columns", d[0], d[1]))
+                .hint(if f == "solve" {
+                    "for least squares, solve the normal equations: `solve(transpose(A) @ A, transpose(A) @ b)`"
+                } else {
+                    "eigenvalues exist only for square matrices `Real[n, n]`"
+                }),
+            );
+            return None;
+        }
+        Some(d[0].clone())
     }
 
     /// `grad(expr, wrt)`: `wrt` names a Real (tensor) variable in scope, `expr` is a Real
@@ -1447,6 +1475,95 @@ impl Checker<'_> {
                     }
                     Some(d) if k.is_int() => Ty::Tensor(Elem::Real, vec![d]),
                     _ => Ty::Error,
+                }
+            }
+            "solve" => {
+                if !self.arg_count(name, args, 2, span) {
+                    return Ty::Error;
+                }
+                let a = self.square_matrix(env, n, &args[0].value);
+                let bt = self.check_expr(env, &args[1].value, None);
+                let b = match &bt {
+                    Ty::Error => None,
+                    Ty::Tensor(Elem::Real | Elem::Int, d) if d.len() <= 2 => Some(d.clone()),
+                    t => {
+                        self.rank_error(
+                            n,
+                            t,
+                            args[1].value.span,
+                            "a right-hand side `Real[n]` or `Real[n, k]`",
+                        );
+                        None
+                    }
+                };
+                let (Some(rows), Some(db)) = (a, b) else {
+                    return Ty::Error;
+                };
+                if db[0] != rows {
+                    self.report(
+                        Diagnostic::new(
+                            codes::SHAPE_MISMATCH,
+                            args[1].value.span,
+                            format!(
+                                "`solve`: the matrix has {rows} rows, the right-hand side {}",
+                                db[0]
+                            ),
+                        )
+                        .label(format!("{} rows", db[0]))
+                        .with(args[0].value.span, format!("{rows} rows"))
+                        .hint("`solve(A, b)` with `A: Real[n, n]` takes `b: Real[n]` or `b: Real[n, k]`"),
+                    );
+                    return Ty::Error;
+                }
+                Ty::Tensor(Elem::Real, db)
+            }
+            "spectral_radius" => {
+                if !self.arg_count(name, args, 1, span) {
+                    return Ty::Error;
+                }
+                match self.square_matrix(env, n, &args[0].value) {
+                    Some(_) => Ty::Real,
+                    None => Ty::Error,
+                }
+            }
+            "eye" => {
+                if !self.arg_count(name, args, 1, span) {
+                    return Ty::Error;
+                }
+                let sizes = env.sizes();
+                let n_arg = &args[0].value;
+                if let ExprKind::Var(v) = &n_arg.kind
+                    && !sizes.symbolic.contains(&v.name)
+                    && !sizes.bound.contains_key(&v.name)
+                {
+                    // A param here is an error below, not an unused param.
+                    let _ = env.lookup(self, v);
+                }
+                match self.size(n_arg, &sizes) {
+                    Some(Dim::Known(0)) => {
+                        self.report(
+                            Diagnostic::new(codes::BAD_SIZE, n_arg.span, "`eye` of size 0")
+                                .label("empty")
+                                .hint("`eye(n)` is the `Real[n, n]` identity, n at least 1"),
+                        );
+                        Ty::Error
+                    }
+                    Some(Dim::Known(k)) if k.saturating_mul(k) > crate::checker::MAX_ELEMENTS => {
+                        self.report(
+                            Diagnostic::new(
+                                codes::BAD_SIZE,
+                                n_arg.span,
+                                format!(
+                                    "`eye({k})` has more than {} elements",
+                                    crate::checker::MAX_ELEMENTS
+                                ),
+                            )
+                            .label("too large to allocate"),
+                        );
+                        Ty::Error
+                    }
+                    Some(d) => Ty::Tensor(Elem::Real, vec![d.clone(), d]),
+                    None => Ty::Error,
                 }
             }
             "grad" => self.check_grad(env, name, args, span),

@@ -737,6 +737,13 @@ fn report_run_error(e: &RunError) {
             valid.join(", ")
         ),
         RunError::Setting(m) => eprintln!("error[{}]: {m}", codes::BAD_RUN.id),
+        RunError::Eval(m) if dyn_ir::linalg::is_failure(m) => {
+            eprintln!(
+                "error[{}]: {m}\n  help: a least-squares or ridge system needs a regularised matrix (`+ lambda * eye(n)`, lambda > 0); see `dyn explain {}`",
+                codes::LINALG_FAILED.id,
+                codes::LINALG_FAILED.id
+            )
+        }
         RunError::Eval(m) => eprintln!("error[{}]: {m}", codes::UNSUPPORTED.id),
         RunError::Input(m) => eprintln!("error[{}]: {m}", codes::BAD_INPUT.id),
     }

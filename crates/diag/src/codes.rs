@@ -50,6 +50,7 @@ codes! {
     BAD_SLICE = "E0025", "bad slice bounds";
     WRONG_RANK = "E0026", "tensor of the wrong rank";
     BAD_GRAD = "E0027", "cannot differentiate this";
+    NOT_SQUARE = "E0028", "matrix is not square";
     // Interfaces and polynomials
     BAD_INTERFACE = "E0030", "malformed interface";
     NOT_FINITE = "E0031", "polynomial is not finite";
@@ -85,6 +86,7 @@ codes! {
     NOT_FINITE_STATE = "E0081", "state became NaN or infinite";
     BAD_PARAM = "E0082", "unknown or invalid parameter override";
     BAD_INPUT = "E0083", "bad input stream";
+    LINALG_FAILED = "E0084", "singular matrix or failed eigenvalue computation";
     // Warnings
     UNUSED_PARAM = "W0001", "parameter never used";
     UNREAD_OUTPUT = "W0002", "output never read";

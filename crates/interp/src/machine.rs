@@ -250,6 +250,27 @@ fn tensor_op(op: &TensorOp, mut vals: Vec<Val>) -> Result<Val, String> {
             out[k as usize] = 1.0;
             tensor(&[*n as usize], out)?
         }
+        TensorOp::Solve => {
+            let (a, b) = (arg(&vals, 0)?, arg(&vals, 1)?);
+            let n = shape_of(&a).first().copied().unwrap_or(0);
+            let sb = shape_of(&b);
+            let k = sb.get(1).copied().unwrap_or(1);
+            let x = dyn_ir::linalg::solve(&elems(&a), n, &elems(&b), k)?;
+            tensor(&sb, x)?
+        }
+        TensorOp::SpectralRadius => {
+            let a = arg(&vals, 0)?;
+            let n = shape_of(&a).first().copied().unwrap_or(0);
+            Val::S(dyn_ir::linalg::spectral_radius(&elems(&a), n)?)
+        }
+        TensorOp::Eye(n) => {
+            let n = *n as usize;
+            let mut out = vec![0.0; n * n];
+            for i in 0..n {
+                out[i * n + i] = 1.0;
+            }
+            tensor(&[n, n], out)?
+        }
         TensorOp::Slice(sels) => {
             let Val::T(t) = arg(&vals, 0)? else {
                 return Err("slicing a scalar".into());

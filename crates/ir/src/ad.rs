@@ -8,7 +8,7 @@
 //!    `let` whose definition depends on `wrt` is inlined too, so the derivative goes through
 //!    lets and fns. Every node knows its static shape and scalar kind, and whether it depends
 //!    differentiably on `wrt` (only Real nodes do; comparisons, Int arithmetic, `floor`,
-//!    `ceil`, `round`, `int`, `argmax`, `argmin`, `one_hot` and mode values cut the
+//!    `ceil`, `round`, `int`, `argmax`, `argmin`, `one_hot`, `eye` and mode values cut the
 //!    dependence: their derivative is zero).
 //! 2. **Reverse sweep.** Node ids are a topological order (arguments first). The adjoint of
 //!    the root is 1; nodes are visited from the root down, and each adds its contributions
@@ -462,6 +462,7 @@ impl Ad<'_> {
                 }
                 (a.shape[k..].to_vec(), a.kind)
             }
+            Op::Tensor(TensorOp::Eye(n)) => (vec![*n, *n], Kind::Real),
             Op::Tensor(t) => {
                 let a = arg(0)?;
                 match t {
@@ -484,6 +485,9 @@ impl Ad<'_> {
                     TensorOp::Slice(sels) => (slice_shape(&a.shape, sels)?, a.kind),
                     TensorOp::Embed(_, shape) => (shape.clone(), Kind::Real),
                     TensorOp::Fill(shape) => (shape.clone(), a.kind),
+                    TensorOp::Solve => (arg(1)?.shape.clone(), Kind::Real),
+                    TensorOp::SpectralRadius => (vec![], Kind::Real),
+                    TensorOp::Eye(n) => (vec![*n, *n], Kind::Real),
                     TensorOp::Select => {
                         let (p, q) = (arg(1)?, arg(2)?);
                         let s = if a.shape.is_empty() {
@@ -1166,7 +1170,34 @@ impl Ad<'_> {
                     out.push((y, v));
                 }
             }
-            TensorOp::Argmax | TensorOp::Argmin | TensorOp::OneHot(_) => {}
+            TensorOp::Solve => {
+                // x = A⁻¹ b: the adjoint of b is b̄ = A⁻ᵀ x̄ (one more solve, with the
+                // transposed matrix), and the adjoint of A is Ā = -b̄ xᵀ (`outer` for a vector
+                // right-hand side, b̄ @ Xᵀ for a matrix one).
+                let b = args[1];
+                let at = self.tensor(TensorOp::Transpose, vec![a])?;
+                let gb = self.tensor(TensorOp::Solve, vec![at, g])?;
+                if self.nodes[b].dep {
+                    out.push((b, gb));
+                }
+                if self.nodes[a].dep {
+                    let prod = if self.nodes[n].shape.len() == 1 {
+                        self.tensor(TensorOp::Outer, vec![gb, n])?
+                    } else {
+                        let xt = self.tensor(TensorOp::Transpose, vec![n])?;
+                        self.matmul(gb, xt)?
+                    };
+                    let c = self.neg(prod)?;
+                    out.push((a, c));
+                }
+            }
+            TensorOp::SpectralRadius => {
+                return Err(AdError(
+                    "`spectral_radius` has no derivative here: the largest eigenvalue modulus is not differentiable where eigenvalues cross".into(),
+                    Some("use a spectral radius computed once, outside the differentiated expression (a state's initial value or a param), or leave the matrix it reads out of `grad`".into()),
+                ));
+            }
+            TensorOp::Argmax | TensorOp::Argmin | TensorOp::OneHot(_) | TensorOp::Eye(_) => {}
         }
         Ok(())
     }

@@ -218,6 +218,23 @@ pub enum TensorOp {
     /// Element-wise `if c then a else b` with arguments `c`, `a`, `b` (a scalar `a` or `b`
     /// broadcasts; a scalar `c` selects the whole of `a` or `b`).
     Select,
+    /// `solve(A, b)`: the solution `x` of `A x = b` for a square `Real[n, n]` `A` and a
+    /// `Real[n]` or `Real[n, k]` `b` (LU with partial pivoting, [`crate::linalg::solve`]);
+    /// a singular `A` is a run-time error.
+    Solve,
+    /// `spectral_radius(A)`: the largest modulus of the eigenvalues of a square matrix
+    /// ([`crate::linalg::spectral_radius`]).
+    SpectralRadius,
+    /// `eye(n)`: the `Real[n, n]` identity matrix. No arguments.
+    Eye(u64),
+}
+
+impl TensorOp {
+    /// Is this a dense linear-algebra operation ([`crate::linalg`]): `solve` or
+    /// `spectral_radius`, computed by a library call rather than element by element?
+    pub fn is_linalg(&self) -> bool {
+        matches!(self, TensorOp::Solve | TensorOp::SpectralRadius)
+    }
 }
 
 impl Expr {
@@ -239,6 +256,27 @@ impl Expr {
             Expr::Index(a, xs) => a.has_randn() || xs.iter().any(Expr::has_randn),
             Expr::BoxOut { index: Some(i), .. } => i.has_randn(),
             _ => false,
+        }
+    }
+
+    /// The first dense linear-algebra operation ([`TensorOp::is_linalg`]) in the expression.
+    pub fn linalg_op(&self) -> Option<&TensorOp> {
+        match self {
+            Expr::Tensor(op, _) if op.is_linalg() => Some(op),
+            Expr::Un(_, a) | Expr::Reduce(_, a) => a.linalg_op(),
+            Expr::Bin(_, _, a, b) | Expr::Dot(a, b) => a.linalg_op().or_else(|| b.linalg_op()),
+            Expr::If(a, b, c) => a
+                .linalg_op()
+                .or_else(|| b.linalg_op())
+                .or_else(|| c.linalg_op()),
+            Expr::Call(_, xs) | Expr::Array(xs) | Expr::Mode(_, xs) | Expr::Tensor(_, xs) => {
+                xs.iter().find_map(Expr::linalg_op)
+            }
+            Expr::Index(a, xs) => a
+                .linalg_op()
+                .or_else(|| xs.iter().find_map(Expr::linalg_op)),
+            Expr::BoxOut { index: Some(i), .. } => i.linalg_op(),
+            _ => None,
         }
     }
 }

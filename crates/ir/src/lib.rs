@@ -5,6 +5,7 @@
 pub mod ad;
 pub mod expr;
 pub mod flat;
+pub mod linalg;
 pub mod lower;
 pub mod numeric;
 pub mod print;

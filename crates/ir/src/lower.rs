@@ -1031,6 +1031,17 @@ impl<'a> Lowerer<'a> {
             "mean" => Expr::Tensor(TensorOp::Mean, vec![arg(self, 0, Some(&real))?]),
             "softmax" => Expr::Tensor(TensorOp::Softmax, vec![arg(self, 0, Some(&real))?]),
             "logsumexp" => Expr::Tensor(TensorOp::LogSumExp, vec![arg(self, 0, Some(&real))?]),
+            "solve" => Expr::Tensor(
+                TensorOp::Solve,
+                vec![arg(self, 0, Some(&real))?, arg(self, 1, Some(&real))?],
+            ),
+            "spectral_radius" => {
+                Expr::Tensor(TensorOp::SpectralRadius, vec![arg(self, 0, Some(&real))?])
+            }
+            "eye" => match shape_of(t, span)?.as_slice() {
+                [n, _] => Expr::Tensor(TensorOp::Eye(*n), vec![]),
+                _ => return Err(unsupported(span, "this `eye`")),
+            },
             "argmax" => Expr::Tensor(TensorOp::Argmax, vec![arg(self, 0, None)?]),
             "argmin" => Expr::Tensor(TensorOp::Argmin, vec![arg(self, 0, None)?]),
             "outer" => {

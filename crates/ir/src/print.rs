@@ -133,6 +133,9 @@ fn tensor(op: &TensorOp, a: &[String]) -> String {
         TensorOp::Embed(sel, sh) => format!("embed{sh:?}({first} at {})", sels(sel, rest)),
         TensorOp::Fill(sh) => format!("fill{sh:?}({all})"),
         TensorOp::Select => format!("select({all})"),
+        TensorOp::Solve => format!("solve({all})"),
+        TensorOp::SpectralRadius => format!("spectral_radius({all})"),
+        TensorOp::Eye(n) => format!("eye({n})"),
     }
 }
 

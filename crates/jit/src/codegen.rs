@@ -257,6 +257,10 @@ impl<'a> Gen<'a> {
                 .map_err(|e| e.to_string())?;
             shims.insert(*name, id);
         }
+        if dyn_ir::linalg::used_in(&flat.program).is_some() {
+            // Only then: an object file (`dyn build`) must not import what no one links.
+            crate::linalg::declare(module, &mut shims)?;
+        }
         let mut sig = module.make_signature();
         sig.params.push(AbiParam::new(I64));
         sig.returns.push(AbiParam::new(F64));

@@ -11,6 +11,7 @@ pub mod driver;
 mod emit;
 mod init;
 mod inline;
+pub mod linalg;
 pub mod rerun;
 pub mod shims;
 mod tensor;
@@ -329,6 +330,7 @@ fn build(
         jb.symbol(*name, *ptr);
     }
     jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
+    linalg::register(&mut jb);
     let mut module = JITModule::new(jb);
     let emitted = emit_program(&mut module, flat, spec, &probes, "driver")?;
     let drv_id = emitted.driver;
@@ -489,6 +491,7 @@ pub fn run(
     io[1] = every;
     io[2] = dt;
     // The io slots COUNT, ROWS and BAD_SLOT hold i64s.
+    let _ = linalg::take_error();
     let start = Instant::now();
     if let Some(st) = &spec.stream {
         let need = if flat.time == TimeKind::Continuous {
@@ -560,6 +563,10 @@ pub fn run(
         emitted = written;
         let bad = io[5].to_bits() as i64;
         if bad >= 0 {
+            if let Some(msg) = linalg::take_error() {
+                // A failed `solve` or `spectral_radius` made the NaN: the interpreter's error.
+                return Err(RunError::Eval(msg));
+            }
             let slot = bad as usize;
             return Err(RunError::NotFinite {
                 name: state_name(flat, slot),

@@ -373,6 +373,9 @@ impl Gen<'_> {
             Expr::Tensor(dyn_ir::expr::TensorOp::Softmax, args) => {
                 self.softmax_into(b, c, f, &args[0], dst)
             }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Solve, args) => {
+                self.solve_into(b, c, f, &args[0], &args[1], dst)
+            }
             _ => {
                 let mut env = Env::new();
                 self.hoist(b, c, f, x, &mut env);
@@ -412,6 +415,11 @@ impl Gen<'_> {
             Expr::Bin(_, _, l, r) => {
                 self.hoist(b, c, f, l, env);
                 self.hoist(b, c, f, r, env);
+            }
+            Expr::If(cnd, t, e) if self.branches(f, x) => {
+                let n = self.elems_of(f, x);
+                let p = self.branch_into(b, c, f, cnd, t, e, n);
+                env.insert(key, V::T(p));
             }
             Expr::If(cnd, t, e) => {
                 self.hoist(b, c, f, cnd, env);

@@ -82,6 +82,8 @@ impl Gen<'_> {
             }
             TensorOp::Outer => vec![slots(&sh(0)) as u64, slots(&sh(1)) as u64],
             TensorOp::Softmax => sh(0),
+            TensorOp::Solve => sh(1),
+            TensorOp::Eye(n) => vec![*n, *n],
             TensorOp::OneHot(n) => vec![*n],
             TensorOp::Slice(sels) => slice_shape(sels, &sh(0)),
             TensorOp::Embed(_, shape) | TensorOp::Fill(shape) => shape.clone(),
@@ -99,13 +101,14 @@ impl Gen<'_> {
             | TensorOp::MinAll
             | TensorOp::Argmax
             | TensorOp::Argmin
-            | TensorOp::LogSumExp => vec![],
+            | TensorOp::LogSumExp
+            | TensorOp::SpectralRadius => vec![],
         }
     }
 
     /// Is this op computed into scratch before a fused loop (not element by element)?
     pub(crate) fn tensor_op_heavy(op: &TensorOp) -> bool {
-        matches!(op, TensorOp::Softmax)
+        matches!(op, TensorOp::Softmax | TensorOp::Solve)
     }
 
     /// The `At` indices of a slice or embedding, clamped into their axes.
@@ -187,6 +190,7 @@ impl Gen<'_> {
                 b.ins().select(ok, v, nan)
             }
             TensorOp::Fill(_) => self.elem(b, c, f, &args[0], i, env),
+            TensorOp::Eye(n) => Self::eye_elem(b, i, *n),
             TensorOp::Select => {
                 let cv = self.elem(b, c, f, &args[0], i, env);
                 let zero = b.ins().f64const(0.0);
@@ -292,6 +296,9 @@ impl Gen<'_> {
             let x = Expr::Tensor(op.clone(), args.to_vec());
             let p = self.ptr_of(b, c, f, &x);
             return b.ins().load(F64, mem(), p, 0);
+        }
+        if let TensorOp::SpectralRadius = op {
+            return self.spectral_radius(b, c, f, &args[0]);
         }
         if let TensorOp::Slice(_) = op {
             // Every axis selected by an index: one element.

@@ -244,6 +244,7 @@ fn vexpr() -> impl Strategy<Value = String> {
         Just("real(argmax(w))".to_string()),
         Just("sum(v[1..3])".to_string()),
         Just("W[1, 2]".to_string()),
+        Just("spectral_radius(W)".to_string()),
     ];
     let leaf = prop_oneof![
         Just("v".to_string()),
@@ -257,6 +258,11 @@ fn vexpr() -> impl Strategy<Value = String> {
         Just("grad(sum(tanh(W @ v)) + logsumexp(w * v), v)".to_string()),
         Just("W[.., 1]".to_string()),
         Just("grad(dot(v, softmax(w)) + max(w) * v[0], w)".to_string()),
+        // Diagonally dominant (|W[i, j]| < 0.55) and symmetric positive definite systems.
+        Just("solve(W + N * eye(N), v)".to_string()),
+        Just("(transpose(W) @ solve(eye(N) + outer(v, v), w))".to_string()),
+        Just("grad(dot(w, solve(W + N * eye(N), tanh(v))), v)".to_string()),
+        Just("solve(W + N * eye(N), outer(v, w))[.., 0]".to_string()),
     ];
     leaf.prop_recursive(4, 20, 3, move |inner| {
         prop_oneof![
