@@ -95,7 +95,32 @@ enum Color {
     Never,
 }
 
+/// Stack of the thread that runs a command, and of rayon's workers: deep models (a `grad`
+/// through a long `flow`, long chains of lets) recurse deeply in lowering, AD and code
+/// generation, and the stages' depth limits (E0027's 1,000 nested operations) are sized for
+/// this much stack, not for the platform's default.
+const STACK: usize = 256 << 20;
+
 fn main() -> ExitCode {
+    // Analyses compile one model per worker thread: give them the same room.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(STACK)
+        .build_global();
+    match std::thread::Builder::new()
+        .name("dyn".into())
+        .stack_size(STACK)
+        .spawn(command)
+    {
+        Ok(h) => h.join().unwrap_or(ExitCode::from(101)),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Parses the command line and runs the command.
+fn command() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -191,7 +191,14 @@ fn init_equals_the_interpreter_on_the_examples() {
         for f in files {
             let src = std::fs::read_to_string(&f).unwrap();
             let name = format!("{dir}/{}", f.file_name().unwrap().to_string_lossy());
-            n += check_file(&name, src);
+            // The `dyn` binary runs on a 256 MB stack (crates/cli/src/main.rs); deep models
+            // such as tests/data/flow_grad.dyn need more than a test thread's 2 MB.
+            n += std::thread::Builder::new()
+                .stack_size(256 << 20)
+                .spawn(move || check_file(&name, src))
+                .unwrap()
+                .join()
+                .unwrap();
         }
     }
     assert!(n >= 10, "systems compared: {n}");
