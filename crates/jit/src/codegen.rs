@@ -944,6 +944,25 @@ impl<'a> Gen<'a> {
         b.ins().store(mem(), fl, io, iow::FLAGS);
     }
 
+    /// Does every state slot of this program get a value from an update of every element
+    /// (one update per state, none mode-dependent)? Then a discrete step writes the whole
+    /// new state and need not start from a copy of the old one.
+    pub fn next_all(&self) -> bool {
+        let flat = self.flat;
+        flat.groups.iter().all(|g| {
+            let s = &flat.program.systems[g.system as usize];
+            let mut seen = vec![false; s.states.len()];
+            for a in &s.updates {
+                if let Some(m) = seen.get_mut(a.state as usize) {
+                    *m = true;
+                }
+            }
+            s.mode_updates.is_empty()
+                && (s.states.is_empty() || s.time == flat.time)
+                && seen.iter().all(|m| *m)
+        })
+    }
+
     /// Can the state of this program be held in registers within a step? Every group has
     /// one element and every slot is a scalar, so every state read is of a constant slot.
     pub fn regs_ok(&self) -> bool {

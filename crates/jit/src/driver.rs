@@ -73,6 +73,9 @@ pub struct Layout {
     pub regs: bool,
     /// Euler steps call `Part::EulerStep` (every state has one `der`).
     pub fused_euler: bool,
+    /// Discrete models: every state slot has a `next` (so the new state need not start as a
+    /// copy of the old one).
+    pub next_all: bool,
     /// Input stream: the signal slot of each root input it feeds, in table column order
     /// (the table's address is the io word `STREAM`).
     pub stream: Option<Vec<usize>>,
@@ -206,6 +209,69 @@ fn axpy2(
     let l0 = b.ins().extractlane(fin, 0);
     let l1 = b.ins().extractlane(fin, 1);
     b.ins().bor(l0, l1)
+}
+
+/// `o[i] = x[i]` for `n` slots, two at a time.
+fn copy2(b: &mut FunctionBuilder, x: Value, o: Value, n: usize) {
+    const F64X2: types::Type = types::F64X2;
+    let flags = crate::emit::mem_v();
+    counted(b, n / 2, 8, &mut |b, k| {
+        let i = b.ins().ishl_imm_u(k, 1);
+        let px = at(b, x, i);
+        let v = b.ins().load(F64X2, flags, px, 0);
+        let po = at(b, o, i);
+        b.ins().store(flags, v, po, 0);
+    });
+    if n % 2 == 1 {
+        let v = b.ins().load(F64, mem(), x, ((n - 1) * 8) as i32);
+        b.ins().store(mem(), v, o, ((n - 1) * 8) as i32);
+    }
+}
+
+/// The finite-check flags (see `emit`) of `n` slots at `o` OR-ed into one i64, two at a time.
+fn flags2(b: &mut FunctionBuilder, o: Value, n: usize) -> Value {
+    const F64X2: types::Type = types::F64X2;
+    const I64X2: types::Type = types::I64X2;
+    let exp = b.ins().iconst(I64, 0x7ff0_0000_0000_0000u64 as i64);
+    let exp2 = b.ins().splat(I64X2, exp);
+    let one = b.ins().iconst(I64, 0x0010_0000_0000_0000u64 as i64);
+    let one2 = b.ins().splat(I64X2, one);
+    let zero = b.ins().iconst(I64, 0);
+    let zero2 = b.ins().splat(I64X2, zero);
+    let accv = b.declare_var(I64X2);
+    b.def_var(accv, zero2);
+    // Eight slots (four pairs) an iteration, then the remaining pairs.
+    let pair_flags = |b: &mut FunctionBuilder, base: Value, pairs: usize| {
+        for k in 0..pairs {
+            let v = b
+                .ins()
+                .load(F64X2, crate::emit::mem_v(), base, (k * 16) as i32);
+            let bits = b.ins().bitcast(I64X2, MemFlagsData::new(), v);
+            let e = b.ins().band(bits, exp2);
+            let f = b.ins().iadd(e, one2);
+            let cur = b.use_var(accv);
+            let nx = b.ins().bor(cur, f);
+            b.def_var(accv, nx);
+        }
+    };
+    counted(b, n / 8, 2, &mut |b, k| {
+        let i = b.ins().ishl_imm_u(k, 3);
+        let po = at(b, o, i);
+        pair_flags(b, po, 4);
+    });
+    let tail = b.ins().iadd_imm_s(o, (n / 8 * 64) as i64);
+    pair_flags(b, tail, n % 8 / 2);
+    let fin = b.use_var(accv);
+    let l0 = b.ins().extractlane(fin, 0);
+    let l1 = b.ins().extractlane(fin, 1);
+    let mut all = b.ins().bor(l0, l1);
+    if n % 2 == 1 {
+        let v = b.ins().load(I64, mem(), o, ((n - 1) * 8) as i32);
+        let e = b.ins().band_imm_u(v, 0x7ff0_0000_0000_0000u64 as i64);
+        let f = b.ins().iadd_imm_u(e, 0x0010_0000_0000_0000u64 as i64);
+        all = b.ins().bor(all, f);
+    }
+    all
 }
 
 /// Emits the driver body. `signals` and `updates` are the compiled model functions.
@@ -361,22 +427,14 @@ pub fn emit(
         let x = b.use_var(xv);
         model(b, Part::Signals, Bufs::Mem(x, a.work));
         let o = b.use_var(ov);
-        each(b, n, &mut |b, i| {
-            let px = at(b, x, i);
-            let v = b.ins().load(F64, mem(), px, 0);
-            let po = at(b, o, i);
-            b.ins().store(mem(), v, po, 0);
-        });
+        if !l.next_all {
+            // Slots without a `next` keep their value.
+            copy2(b, x, o, n);
+        }
         model(b, Part::Updates, Bufs::Mem(x, o));
         reset_acc(b);
-        each(b, n, &mut |b, i| {
-            let po = at(b, o, i);
-            let v = b.ins().load(F64, mem(), po, 0);
-            let d = flag(b, v);
-            let s0 = b.use_var(acc);
-            let s1 = b.ins().bor(s0, d);
-            b.def_var(acc, s1);
-        });
+        let fl = flags2(b, o, n);
+        b.def_var(acc, fl);
         let rv = b.use_var(r);
         let tk = b.ins().fcvt_from_sint(F64, rv);
         check_and_swap(b, tk);

@@ -244,6 +244,7 @@ pub fn emit_program<M: Module>(
                 stream: spec.stream.as_ref().map(|_| root_input_slots(flat)),
                 regs: false,
                 fused_euler: false,
+                next_all: cg.next_all(),
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
             let (p, s) = (ps[1], ps[2]);

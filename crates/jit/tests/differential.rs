@@ -287,7 +287,7 @@ fn vexpr() -> impl Strategy<Value = String> {
     })
 }
 
-fn tensor_model(discrete: bool, n: usize, dv: &str, dw: &str, wire: &str) -> String {
+fn tensor_model(discrete: bool, n: usize, cols: usize, dv: &str, dw: &str, wire: &str) -> String {
     let (dv, dw, wire) = (
         dv.replace('N', &n.to_string()),
         dw.replace('N', &n.to_string()),
@@ -312,13 +312,16 @@ system Top : {{ out y: Real  out z: Real }} {{
   param W: Real[{n}, {n}] = [{rows}]
   param win: Real[{n}] = {win}
   param k: Real = 0.3
+  param c: Real[{cols}] = {c}
+  state M: Real[{n}, {cols}] = {m0}
   state v: Real[{n}] = {v0}
   state w: Real[{n}] = {w0}
   box leak: Leak
   leak.u <- {wire}
   let q = tanh(v + leak.y)
-  out y = sum(q) + v[0]
+  out y = sum(q) + v[0] + sum(M @ c)
   out z = norm(w)
+  {kw} M = 0.5 * M - k * outer(tanh(v), c) + outer(w, -c) / 3.0 - M * M
   {kw} v = tanh({dv})
   {kw} w = tanh({dw}) - 0.5 * w
 }}",
@@ -327,6 +330,23 @@ system Top : {{ out y: Real  out z: Real }} {{
         v0 = vec_of(&|i| (i as f64).sin()),
         w0 = vec_of(&|i| (i as f64 * 0.5).cos() * 0.3),
         h0 = vec_of(&|i| 0.1 * i as f64),
+        c = {
+            let xs: Vec<String> = (0..cols)
+                .map(|j| format!("{:.3}", 0.3 + 0.2 * j as f64))
+                .collect();
+            format!("[{}]", xs.join(", "))
+        },
+        m0 = {
+            let rows: Vec<String> = (0..n)
+                .map(|i| {
+                    let xs: Vec<String> = (0..cols)
+                        .map(|j| format!("{:.3}", ((i + 2 * j) % 5) as f64 / 10.0))
+                        .collect();
+                    format!("[{}]", xs.join(", "))
+                })
+                .collect();
+            format!("[{}]", rows.join(", "))
+        },
     )
 }
 
@@ -335,17 +355,20 @@ proptest! {
 
     /// Tensors: element-wise expressions with broadcasting, matrix products, reductions,
     /// indexing, fns with tensor arguments, tensor wires into a box. Sizes 3, 8 and 19
-    /// exercise the SIMD reduction's remainder, one full round, and both.
+    /// exercise the SIMD reduction's remainder, one full round, and both; a matrix state
+    /// updated through outer products with rows of 1, 2, 3 or 6 columns exercises the
+    /// two-lane fused loops (over rows, over pairs, and the odd last element).
     #[test]
     fn jit_equals_interpreter_with_tensors(
         discrete in any::<bool>(),
         euler in any::<bool>(),
         n in proptest::sample::select(vec![3usize, 8, 19]),
+        cols in proptest::sample::select(vec![1usize, 2, 3, 6]),
         dv in vexpr(),
         dw in vexpr(),
         wire in vexpr(),
     ) {
-        let src = tensor_model(discrete, n, &dv, &dw, &wire);
+        let src = tensor_model(discrete, n, cols, &dv, &dw, &wire);
         let spec = if discrete {
             RunSpec { steps: Some(20), every: Some(2.0), record: vec!["y".into(), "z".into(), "v".into(), "leak.y".into()], ..RunSpec::default() }
         } else {
