@@ -225,6 +225,9 @@ pub(crate) struct Ctx {
     pub xregs: Option<Vec<Value>>,
     /// Variables receiving the updates by slot, instead of stores into `out`.
     pub outv: Option<Vec<cranelift_frontend::Variable>>,
+    /// The params do not change while this code runs (everywhere but in the initial-value
+    /// code, which sets them): their loads may be hoisted out of loops.
+    pub params_fixed: bool,
 }
 
 /// The constant an i64 value was made from, if it is one.
@@ -291,6 +294,7 @@ impl<'a> Gen<'a> {
             refs: self.refs(module, b),
             xregs: self.regs.borrow().clone(),
             outv: self.outv.borrow().clone(),
+            params_fixed: true,
         }
     }
 
@@ -681,10 +685,15 @@ impl<'a> Gen<'a> {
                 V::T(p) => b.ins().load(F64, mem(), p, 0),
             },
             Expr::Param(i) => {
-                let s = b
-                    .ins()
-                    .iconst(I64, (grp.param_base + grp.param_off[*i as usize]) as i64);
-                Self::load(b, c.p, s)
+                let at = ((grp.param_base + grp.param_off[*i as usize]) * 8) as i32;
+                // A param the code cannot change is a constant of the run: its load may move
+                // (out of a loop over elements).
+                let flags = if c.params_fixed {
+                    mem().with_readonly().with_can_move()
+                } else {
+                    mem()
+                };
+                b.ins().load(F64, flags, c.p, at)
             }
             Expr::State(i) => {
                 let s = Self::slot(
@@ -906,9 +915,25 @@ impl<'a> Gen<'a> {
         use crate::driver::io as iow;
         let c = self.ctx(module, b, [x, p, s, io]);
         let h = b.ins().load(F64, mem(), io, iow::HSTEP);
-        let acc = b.declare_var(I64);
+        // The finite-check flags (see `driver::emit`) of the new values, two values a vector:
+        // an element's values are packed in pairs (an odd last one in both lanes).
+        let i64x2 = types::I64X2;
+        let acc = b.declare_var(i64x2);
         let zero = b.ins().iconst(I64, 0);
-        b.def_var(acc, zero);
+        let zero2 = b.ins().splat(i64x2, zero);
+        b.def_var(acc, zero2);
+        let expc = b.ins().iconst(I64, 0x7ff0_0000_0000_0000u64 as i64);
+        let exp2 = b.ins().splat(i64x2, expc);
+        let onec = b.ins().iconst(I64, 0x0010_0000_0000_0000u64 as i64);
+        let one2 = b.ins().splat(i64x2, onec);
+        let flag2 = |b: &mut FunctionBuilder, pair: Value| {
+            let bits = b.ins().bitcast(i64x2, MemFlagsData::new(), pair);
+            let e = b.ins().band(bits, exp2);
+            let fl = b.ins().iadd(e, one2);
+            let cur = b.use_var(acc);
+            let nx = b.ins().bor(cur, fl);
+            b.def_var(acc, nx);
+        };
         let flat = self.flat;
         for (gi, grp) in flat.groups.iter().enumerate() {
             let sys = &flat.program.systems[grp.system as usize];
@@ -918,6 +943,7 @@ impl<'a> Gen<'a> {
             let op = every_element(gi as u32, grp.count);
             self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
                 let grp = &cg.flat.groups[gi];
+                let mut pending: Option<Value> = None;
                 for a in &sys.updates {
                     let d = cg.expr(b, c, f, &a.value);
                     let sl = Self::slot(
@@ -931,16 +957,25 @@ impl<'a> Gen<'a> {
                     let m = b.ins().fmul(h, d);
                     let v = b.ins().fadd(xv, m);
                     Self::store(b, out, sl, v);
-                    let bits = b.ins().bitcast(I64, MemFlagsData::new(), v);
-                    let e = b.ins().band_imm_u(bits, 0x7ff0_0000_0000_0000u64 as i64);
-                    let fl = b.ins().iadd_imm_u(e, 0x0010_0000_0000_0000u64 as i64);
-                    let cur = b.use_var(acc);
-                    let nx = b.ins().bor(cur, fl);
-                    b.def_var(acc, nx);
+                    match pending.take() {
+                        None => pending = Some(v),
+                        Some(u) => {
+                            let lo = b.ins().scalar_to_vector(types::F64X2, u);
+                            let pair = b.ins().insertlane(lo, v, 1);
+                            flag2(b, pair);
+                        }
+                    }
+                }
+                if let Some(u) = pending {
+                    let pair = b.ins().splat(types::F64X2, u);
+                    flag2(b, pair);
                 }
             });
         }
-        let fl = b.use_var(acc);
+        let fin = b.use_var(acc);
+        let l0 = b.ins().extractlane(fin, 0);
+        let l1 = b.ins().extractlane(fin, 1);
+        let fl = b.ins().bor(l0, l1);
         b.ins().store(mem(), fl, io, iow::FLAGS);
     }
 
@@ -1353,6 +1388,49 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Whether, for some element and event, the condition computed from the state `x` is
+    /// true where its last value in `flags` is false (an i8 value; `flags` is not changed):
+    /// the interpreter's test during rk45's event location.
+    pub fn rising<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, flags, io]: [Value; 5],
+    ) -> Value {
+        let c = self.ctx(module, b, [x, p, s, io]);
+        let flat = self.flat;
+        let any = b.declare_var(types::I8);
+        let no = b.ins().iconst(types::I8, 0);
+        b.def_var(any, no);
+        let mut base = 0usize;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            let nev = sys.events.len();
+            if nev == 0 {
+                continue;
+            }
+            let op = every_element(gi as u32, grp.count);
+            let group_base = base;
+            self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+                for (k, ev) in sys.events.iter().enumerate() {
+                    let cond = cg.expr(b, c, f, &ev.cond);
+                    let row = b.ins().imul_imm_s(f.e, nev as i64);
+                    let idx = b.ins().iadd_imm_s(row, (group_base + k) as i64);
+                    let prev = Self::load(b, flags, idx);
+                    let zero = b.ins().f64const(0.0);
+                    let now = b.ins().fcmp(FloatCC::NotEqual, cond, zero);
+                    let was = b.ins().fcmp(FloatCC::NotEqual, prev, zero);
+                    let r = b.ins().band_not(now, was);
+                    let cur = b.use_var(any);
+                    let nx = b.ins().bor(cur, r);
+                    b.def_var(any, nx);
+                }
+            });
+            base += grp.count as usize * nev;
+        }
+        b.use_var(any)
+    }
+
     /// Body of `events(before, p, s, x, flags, io)`: for every element and event, in the
     /// interpreter's order, the condition on the state `before`; an event fires when its
     /// condition became true since the last call (`flags` holds the last values); a firing
@@ -1419,7 +1497,10 @@ impl<'a> Gen<'a> {
         b: &mut FunctionBuilder,
         [x, p, s, io]: [Value; 4],
     ) -> Ctx {
-        self.ctx(module, b, [x, p, s, io])
+        Ctx {
+            params_fixed: false,
+            ..self.ctx(module, b, [x, p, s, io])
+        }
     }
 
     /// Stores the value of `x`, evaluated in element `e` of group `g`, at `slot` of `buf`

@@ -67,9 +67,6 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     if noisy(flat) && flat.time == TimeKind::Continuous && spec.method != Method::Euler {
         return Err("`randn()` outside Euler–Maruyama".into());
     }
-    if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 && n_events(flat) > 0 {
-        return Err("`when` events under rk45".into());
-    }
     Ok(())
 }
 
@@ -277,6 +274,10 @@ pub fn emit_program<M: Module>(
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
                         cg.events(module, b, [x, p, s, o, flags, io]);
+                    }
+                    (_, driver::Part::Rising) => {
+                        let flags = b.ins().iadd_imm_s(work, flags_at);
+                        return vec![cg.rising(module, b, [x, p, s, flags, io])];
                     }
                     (true, driver::Part::Signals) => cg.signals_lean(module, b, [x, p, s, io]),
                     (true, driver::Part::Record) => cg.signals(module, b, [x, p, s, io]),
