@@ -2,9 +2,9 @@
 //! whole integration loop with recording — to native code, and runs it on the interpreter's
 //! buffers, so params and initial values are run-time data and never force a recompile.
 //!
-//! Programs with constructs the code generator does not handle yet (tensors, modes, events,
-//! noise, adaptive steps, input streams) are reported as unsupported; `dyn run` then uses
-//! the interpreter.
+//! Programs with constructs the code generator does not handle yet (`randn()` inside `if`,
+//! an index computed from the model's values, tensors in mode-dependent systems, the current
+//! time) are reported as unsupported; `dyn run` then uses the interpreter.
 
 mod codegen;
 pub mod driver;
