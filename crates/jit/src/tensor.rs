@@ -464,13 +464,15 @@ impl Gen<'_> {
                 self.row_factors(b, c, f, l, r, len, env, out);
                 self.row_factors(b, c, f, rr, r, len, env, out);
             }
-            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, args) => {
-                if slots(&self.shape(f, &args[1])).max(1) == len {
-                    let xs = self.elem(b, c, f, &args[0], r, env);
-                    let x2 = b.ins().splat(F64X2, xs);
-                    out.insert(x as *const Expr, x2);
-                }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, args)
+                if slots(&self.shape(f, &args[1])).max(1) == len =>
+            {
+                let xs = self.elem(b, c, f, &args[0], r, env);
+                let x2 = b.ins().splat(F64X2, xs);
+                out.insert(x as *const Expr, x2);
             }
+            // Another row length: `elem2` computes its row and column itself.
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, _) => {}
             Expr::Tensor(_, args) => self.row_factors(b, c, f, &args[0], r, len, env, out),
             _ => {}
         }

@@ -412,7 +412,7 @@ system Top : { out h0: Real  out h2: Real } {
         every: Some(0.05),
         ..RunSpec::default()
     };
-    let ((ra, a), (rb, b)) = traces(&src, &spec);
+    let ((ra, a), (rb, b)) = traces(src, &spec);
     assert_eq!(a, b, "traces differ");
     // (The step counts differ: the JIT reports the nominal `until / dt` under rk45.)
     assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
