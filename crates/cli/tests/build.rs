@@ -344,16 +344,16 @@ fn a_missing_c_compiler_is_a_clear_error() {
 /// What the code generator does not support is reported, not crashed on.
 #[test]
 fn unsupported_models_are_a_clear_error() {
-    let p = scratch().join("events_rk45.dyn");
+    let p = scratch().join("randn_in_if.dyn");
     std::fs::write(
         &p,
-        "system Ball : { out h: Real } {\n  state h: Real = 1.0\n  state v: Real = 0.0\n  out h = h\n  der h = v\n  der v = -9.81\n  when h < 0.0 { v = -0.9 * v }\n}\nrun Ball {\n  until 1.0\n  method rk45(dt = 0.01)\n}\n",
+        "system Walk : { out x: Real } {\n  state x: Real = 0.0\n  out x = x\n  der x = if x > 0.0 then randn() else 1.0\n}\nrun Walk {\n  until 1.0\n  method euler(dt = 0.01)\n}\n",
     )
     .unwrap();
     let o = dyn_cmd(&["build", p.to_str().unwrap(), "-o", "/tmp/never-built"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("does not support `when` events under rk45"),
+        text(&o).contains("does not support `randn()` inside `if`"),
         "{}",
         text(&o)
     );

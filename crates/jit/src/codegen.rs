@@ -225,6 +225,9 @@ pub(crate) struct Ctx {
     pub xregs: Option<Vec<Value>>,
     /// Variables receiving the updates by slot, instead of stores into `out`.
     pub outv: Option<Vec<cranelift_frontend::Variable>>,
+    /// The params do not change while this code runs (everywhere but in the initial-value
+    /// code, which sets them): their loads may be hoisted out of loops.
+    pub params_fixed: bool,
 }
 
 /// The constant an i64 value was made from, if it is one.
@@ -295,6 +298,7 @@ impl<'a> Gen<'a> {
             refs: self.refs(module, b),
             xregs: self.regs.borrow().clone(),
             outv: self.outv.borrow().clone(),
+            params_fixed: true,
         }
     }
 
@@ -685,10 +689,15 @@ impl<'a> Gen<'a> {
                 V::T(p) => b.ins().load(F64, mem(), p, 0),
             },
             Expr::Param(i) => {
-                let s = b
-                    .ins()
-                    .iconst(I64, (grp.param_base + grp.param_off[*i as usize]) as i64);
-                Self::load(b, c.p, s)
+                let at = ((grp.param_base + grp.param_off[*i as usize]) * 8) as i32;
+                // A param the code cannot change is a constant of the run: its load may move
+                // (out of a loop over elements).
+                let flags = if c.params_fixed {
+                    mem().with_readonly().with_can_move()
+                } else {
+                    mem()
+                };
+                b.ins().load(F64, flags, c.p, at)
             }
             Expr::State(i) => {
                 let s = Self::slot(
@@ -910,6 +919,9 @@ impl<'a> Gen<'a> {
         use crate::driver::io as iow;
         let c = self.ctx(module, b, [x, p, s, io]);
         let h = b.ins().load(F64, mem(), io, iow::HSTEP);
+        // The finite-check flags (see `driver::emit`) of the new values, OR-ed. (Packing two
+        // values into a vector for the check costs fewer instructions but runs slower: the
+        // lane moves lengthen the loop's critical path.)
         let acc = b.declare_var(I64);
         let zero = b.ins().iconst(I64, 0);
         b.def_var(acc, zero);
@@ -946,6 +958,25 @@ impl<'a> Gen<'a> {
         }
         let fl = b.use_var(acc);
         b.ins().store(mem(), fl, io, iow::FLAGS);
+    }
+
+    /// Does every state slot of this program get a value from an update of every element
+    /// (one update per state, none mode-dependent)? Then a discrete step writes the whole
+    /// new state and need not start from a copy of the old one.
+    pub fn next_all(&self) -> bool {
+        let flat = self.flat;
+        flat.groups.iter().all(|g| {
+            let s = &flat.program.systems[g.system as usize];
+            let mut seen = vec![false; s.states.len()];
+            for a in &s.updates {
+                if let Some(m) = seen.get_mut(a.state as usize) {
+                    *m = true;
+                }
+            }
+            s.mode_updates.is_empty()
+                && (s.states.is_empty() || s.time == flat.time)
+                && seen.iter().all(|m| *m)
+        })
     }
 
     /// Can the state of this program be held in registers within a step? Every group has
@@ -1338,6 +1369,49 @@ impl<'a> Gen<'a> {
         }
     }
 
+    /// Whether, for some element and event, the condition computed from the state `x` is
+    /// true where its last value in `flags` is false (an i8 value; `flags` is not changed):
+    /// the interpreter's test during rk45's event location.
+    pub fn rising<M: Module>(
+        &mut self,
+        module: &mut M,
+        b: &mut FunctionBuilder,
+        [x, p, s, flags, io]: [Value; 5],
+    ) -> Value {
+        let c = self.ctx(module, b, [x, p, s, io]);
+        let flat = self.flat;
+        let any = b.declare_var(types::I8);
+        let no = b.ins().iconst(types::I8, 0);
+        b.def_var(any, no);
+        let mut base = 0usize;
+        for (gi, grp) in flat.groups.iter().enumerate() {
+            let sys = &flat.program.systems[grp.system as usize];
+            let nev = sys.events.len();
+            if nev == 0 {
+                continue;
+            }
+            let op = every_element(gi as u32, grp.count);
+            let group_base = base;
+            self.for_items(module, b, &c, gi as u32, &op, &mut |cg, b, c, f, _| {
+                for (k, ev) in sys.events.iter().enumerate() {
+                    let cond = cg.expr(b, c, f, &ev.cond);
+                    let row = b.ins().imul_imm_s(f.e, nev as i64);
+                    let idx = b.ins().iadd_imm_s(row, (group_base + k) as i64);
+                    let prev = Self::load(b, flags, idx);
+                    let zero = b.ins().f64const(0.0);
+                    let now = b.ins().fcmp(FloatCC::NotEqual, cond, zero);
+                    let was = b.ins().fcmp(FloatCC::NotEqual, prev, zero);
+                    let r = b.ins().band_not(now, was);
+                    let cur = b.use_var(any);
+                    let nx = b.ins().bor(cur, r);
+                    b.def_var(any, nx);
+                }
+            });
+            base += grp.count as usize * nev;
+        }
+        b.use_var(any)
+    }
+
     /// Body of `events(before, p, s, x, flags, io)`: for every element and event, in the
     /// interpreter's order, the condition on the state `before`; an event fires when its
     /// condition became true since the last call (`flags` holds the last values); a firing
@@ -1404,7 +1478,10 @@ impl<'a> Gen<'a> {
         b: &mut FunctionBuilder,
         [x, p, s, io]: [Value; 4],
     ) -> Ctx {
-        self.ctx(module, b, [x, p, s, io])
+        Ctx {
+            params_fixed: false,
+            ..self.ctx(module, b, [x, p, s, io])
+        }
     }
 
     /// Stores the value of `x`, evaluated in element `e` of group `g`, at `slot` of `buf`

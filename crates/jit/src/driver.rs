@@ -73,6 +73,9 @@ pub struct Layout {
     pub regs: bool,
     /// Euler steps call `Part::EulerStep` (every state has one `der`).
     pub fused_euler: bool,
+    /// Discrete models: every state slot has a `next` (so the new state need not start as a
+    /// copy of the old one).
+    pub next_all: bool,
     /// Input stream: the signal slot of each root input it feeds, in table column order
     /// (the table's address is the io word `STREAM`).
     pub stream: Option<Vec<usize>>,
@@ -121,6 +124,9 @@ pub enum Part {
     /// `when` events: conditions and jumps computed from the first pointer (the state
     /// before the jumps), jumps written into the second.
     Events,
+    /// Whether some event condition computed from the first pointer is true where its last
+    /// value (the event flags) is false: returns one i8 value (flags are left unchanged).
+    Rising,
 }
 
 /// Pointer values of the driver's parameters.
@@ -208,6 +214,69 @@ fn axpy2(
     b.ins().bor(l0, l1)
 }
 
+/// `o[i] = x[i]` for `n` slots, two at a time.
+fn copy2(b: &mut FunctionBuilder, x: Value, o: Value, n: usize) {
+    const F64X2: types::Type = types::F64X2;
+    let flags = crate::emit::mem_v();
+    counted(b, n / 2, 8, &mut |b, k| {
+        let i = b.ins().ishl_imm_u(k, 1);
+        let px = at(b, x, i);
+        let v = b.ins().load(F64X2, flags, px, 0);
+        let po = at(b, o, i);
+        b.ins().store(flags, v, po, 0);
+    });
+    if n % 2 == 1 {
+        let v = b.ins().load(F64, mem(), x, ((n - 1) * 8) as i32);
+        b.ins().store(mem(), v, o, ((n - 1) * 8) as i32);
+    }
+}
+
+/// The finite-check flags (see `emit`) of `n` slots at `o` OR-ed into one i64, two at a time.
+fn flags2(b: &mut FunctionBuilder, o: Value, n: usize) -> Value {
+    const F64X2: types::Type = types::F64X2;
+    const I64X2: types::Type = types::I64X2;
+    let exp = b.ins().iconst(I64, 0x7ff0_0000_0000_0000u64 as i64);
+    let exp2 = b.ins().splat(I64X2, exp);
+    let one = b.ins().iconst(I64, 0x0010_0000_0000_0000u64 as i64);
+    let one2 = b.ins().splat(I64X2, one);
+    let zero = b.ins().iconst(I64, 0);
+    let zero2 = b.ins().splat(I64X2, zero);
+    let accv = b.declare_var(I64X2);
+    b.def_var(accv, zero2);
+    // Eight slots (four pairs) an iteration, then the remaining pairs.
+    let pair_flags = |b: &mut FunctionBuilder, base: Value, pairs: usize| {
+        for k in 0..pairs {
+            let v = b
+                .ins()
+                .load(F64X2, crate::emit::mem_v(), base, (k * 16) as i32);
+            let bits = b.ins().bitcast(I64X2, MemFlagsData::new(), v);
+            let e = b.ins().band(bits, exp2);
+            let f = b.ins().iadd(e, one2);
+            let cur = b.use_var(accv);
+            let nx = b.ins().bor(cur, f);
+            b.def_var(accv, nx);
+        }
+    };
+    counted(b, n / 8, 2, &mut |b, k| {
+        let i = b.ins().ishl_imm_u(k, 3);
+        let po = at(b, o, i);
+        pair_flags(b, po, 4);
+    });
+    let tail = b.ins().iadd_imm_s(o, (n / 8 * 64) as i64);
+    pair_flags(b, tail, n % 8 / 2);
+    let fin = b.use_var(accv);
+    let l0 = b.ins().extractlane(fin, 0);
+    let l1 = b.ins().extractlane(fin, 1);
+    let mut all = b.ins().bor(l0, l1);
+    if n % 2 == 1 {
+        let v = b.ins().load(I64, mem(), o, ((n - 1) * 8) as i32);
+        let e = b.ins().band_imm_u(v, 0x7ff0_0000_0000_0000u64 as i64);
+        let f = b.ins().iadd_imm_u(e, 0x0010_0000_0000_0000u64 as i64);
+        all = b.ins().bor(all, f);
+    }
+    all
+}
+
 /// Emits the driver body. `signals` and `updates` are the compiled model functions.
 ///
 /// The state lives in two buffers, the caller's `x` and a scratch one: a step writes the new
@@ -231,8 +300,8 @@ pub fn emit(
         buf(b, 4),
         buf(b, 5),
     );
-    // rk45's stages 5 to 7.
-    let (k5, k6, k7) = (buf(b, 6), buf(b, 7), buf(b, 8));
+    // rk45's stages 5 to 7, and the probe of its event location.
+    let (k5, k6, k7, last) = (buf(b, 6), buf(b, 7), buf(b, 8), buf(b, 9));
     let ptr_ty = b.func.dfg.value_type(a.x);
     let xv = b.declare_var(ptr_ty);
     b.def_var(xv, a.x);
@@ -347,6 +416,21 @@ pub fn emit(
         b.def_var(xv, o);
         b.def_var(ov, x);
     };
+    // After a step, as the interpreter: signals of the new state, then the events, whose
+    // conditions are computed on a copy of it.
+    let fire_events =
+        |b: &mut FunctionBuilder,
+         model: &mut dyn FnMut(&mut FunctionBuilder, Part, Bufs) -> Vec<Value>| {
+            let x = b.use_var(xv);
+            each(b, n, &mut |b, i| {
+                let ps_ = at(b, x, i);
+                let v = b.ins().load(F64, mem(), ps_, 0);
+                let pd = at(b, tmp, i);
+                b.ins().store(mem(), v, pd, 0);
+            });
+            model(b, Part::Signals, Bufs::Mem(x, a.work));
+            model(b, Part::Events, Bufs::Mem(tmp, x));
+        };
     let reset_acc = |b: &mut FunctionBuilder| {
         let z = b.ins().iconst(I64, 0);
         b.def_var(acc, z);
@@ -361,22 +445,14 @@ pub fn emit(
         let x = b.use_var(xv);
         model(b, Part::Signals, Bufs::Mem(x, a.work));
         let o = b.use_var(ov);
-        each(b, n, &mut |b, i| {
-            let px = at(b, x, i);
-            let v = b.ins().load(F64, mem(), px, 0);
-            let po = at(b, o, i);
-            b.ins().store(mem(), v, po, 0);
-        });
+        if !l.next_all {
+            // Slots without a `next` keep their value.
+            copy2(b, x, o, n);
+        }
         model(b, Part::Updates, Bufs::Mem(x, o));
         reset_acc(b);
-        each(b, n, &mut |b, i| {
-            let po = at(b, o, i);
-            let v = b.ins().load(F64, mem(), po, 0);
-            let d = flag(b, v);
-            let s0 = b.use_var(acc);
-            let s1 = b.ins().bor(s0, d);
-            b.def_var(acc, s1);
-        });
+        let fl = flags2(b, o, n);
+        b.def_var(acc, fl);
         let rv = b.use_var(r);
         let tk = b.ins().fcvt_from_sint(F64, rv);
         check_and_swap(b, tk);
@@ -457,78 +533,96 @@ pub fn emit(
             let rem = b.ins().fsub(target, tv);
             let step = b.ins().fmin(hcur, rem);
             let ks = [k1, k2, k3, k4, k5, k6, k7];
-            let x = b.use_var(xv);
-            model(b, Part::Signals, Bufs::Mem(x, a.work));
-            model(b, Part::Updates, Bufs::Mem(x, k1));
-            for st in 1..7 {
-                let coefs: Vec<Value> = (0..st)
-                    .map(|j| {
-                        let aj = b.ins().f64const(A[st][j]);
-                        b.ins().fmul(step, aj)
-                    })
-                    .collect();
-                each(b, n, &mut |b, i| {
-                    let px = at(b, x, i);
-                    let mut acc_v = b.ins().load(F64, mem(), px, 0);
-                    for (j, cj) in coefs.iter().enumerate() {
-                        let pk = at(b, ks[j], i);
-                        let kv = b.ins().load(F64, mem(), pk, 0);
-                        let m = b.ins().fmul(*cj, kv);
-                        acc_v = b.ins().fadd(acc_v, m);
-                    }
-                    let pt = at(b, tmp, i);
-                    b.ins().store(mem(), acc_v, pt, 0);
-                });
-                model(b, Part::Signals, Bufs::Mem(tmp, a.work));
-                model(b, Part::Updates, Bufs::Mem(tmp, ks[st]));
-            }
-            reset_acc(b);
-            let err = b.declare_var(F64);
-            let z0 = b.ins().f64const(0.0);
-            b.def_var(err, z0);
-            each(b, n, &mut |b, i| {
-                let px = at(b, x, i);
-                let xv_ = b.ins().load(F64, mem(), px, 0);
-                let kv: Vec<Value> = ks
-                    .iter()
-                    .map(|k| {
-                        let pk = at(b, *k, i);
-                        b.ins().load(F64, mem(), pk, 0)
-                    })
-                    .collect();
-                let weighted = |b: &mut FunctionBuilder, w: &[f64; 7]| {
-                    let mut sum: Option<Value> = None;
-                    for (s_, k) in kv.iter().enumerate() {
-                        let c = b.ins().f64const(w[s_]);
-                        let term = b.ins().fmul(c, *k);
-                        sum = Some(match sum {
-                            None => term,
-                            Some(acc_v) => b.ins().fadd(acc_v, term),
+            // One attempt of length `step` from the state: the new state into the next state
+            // buffer (with the finite-check flags) or into `dst`; returns the error norm.
+            let attempt =
+                |b: &mut FunctionBuilder,
+                 model: &mut dyn FnMut(&mut FunctionBuilder, Part, Bufs) -> Vec<Value>,
+                 step: Value,
+                 dst: Option<Value>|
+                 -> Value {
+                    let x = b.use_var(xv);
+                    model(b, Part::Signals, Bufs::Mem(x, a.work));
+                    model(b, Part::Updates, Bufs::Mem(x, k1));
+                    for st in 1..7 {
+                        let coefs: Vec<Value> = (0..st)
+                            .map(|j| {
+                                let aj = b.ins().f64const(A[st][j]);
+                                b.ins().fmul(step, aj)
+                            })
+                            .collect();
+                        each(b, n, &mut |b, i| {
+                            let px = at(b, x, i);
+                            let mut acc_v = b.ins().load(F64, mem(), px, 0);
+                            for (j, cj) in coefs.iter().enumerate() {
+                                let pk = at(b, ks[j], i);
+                                let kv = b.ins().load(F64, mem(), pk, 0);
+                                let m = b.ins().fmul(*cj, kv);
+                                acc_v = b.ins().fadd(acc_v, m);
+                            }
+                            let pt = at(b, tmp, i);
+                            b.ins().store(mem(), acc_v, pt, 0);
                         });
+                        model(b, Part::Signals, Bufs::Mem(tmp, a.work));
+                        model(b, Part::Updates, Bufs::Mem(tmp, ks[st]));
                     }
-                    let m = b.ins().fmul(step, sum.expect("seven terms"));
-                    b.ins().fadd(xv_, m)
+                    if dst.is_none() {
+                        reset_acc(b);
+                    }
+                    let err = b.declare_var(F64);
+                    let z0 = b.ins().f64const(0.0);
+                    b.def_var(err, z0);
+                    each(b, n, &mut |b, i| {
+                        let px = at(b, x, i);
+                        let xv_ = b.ins().load(F64, mem(), px, 0);
+                        let kv: Vec<Value> = ks
+                            .iter()
+                            .map(|k| {
+                                let pk = at(b, *k, i);
+                                b.ins().load(F64, mem(), pk, 0)
+                            })
+                            .collect();
+                        let weighted = |b: &mut FunctionBuilder, w: &[f64; 7]| {
+                            let mut sum: Option<Value> = None;
+                            for (s_, k) in kv.iter().enumerate() {
+                                let c = b.ins().f64const(w[s_]);
+                                let term = b.ins().fmul(c, *k);
+                                sum = Some(match sum {
+                                    None => term,
+                                    Some(acc_v) => b.ins().fadd(acc_v, term),
+                                });
+                            }
+                            let m = b.ins().fmul(step, sum.expect("seven terms"));
+                            b.ins().fadd(xv_, m)
+                        };
+                        let y5 = weighted(b, &B5);
+                        let y4 = weighted(b, &B4);
+                        match dst {
+                            Some(d) => {
+                                let pd = at(b, d, i);
+                                b.ins().store(mem(), y5, pd, 0);
+                            }
+                            None => put(b, i, y5),
+                        }
+                        let ax = b.ins().fabs(xv_);
+                        let ay = b.ins().fabs(y5);
+                        let inst = b.ins().call(a.max, &[ax, ay]);
+                        let mx = b.inst_results(inst)[0];
+                        let r_ = b.ins().fmul(rtol, mx);
+                        let sc = b.ins().fadd(atol, r_);
+                        let d = b.ins().fsub(y5, y4);
+                        let q = b.ins().fdiv(d, sc);
+                        let q2 = b.ins().fmul(q, q);
+                        let e0 = b.use_var(err);
+                        let e1 = b.ins().fadd(e0, q2);
+                        b.def_var(err, e1);
+                    });
+                    let e = b.use_var(err);
+                    let nf = b.ins().f64const(n as f64);
+                    let mean = b.ins().fdiv(e, nf);
+                    b.ins().sqrt(mean)
                 };
-                let y5 = weighted(b, &B5);
-                let y4 = weighted(b, &B4);
-                put(b, i, y5);
-                let ax = b.ins().fabs(xv_);
-                let ay = b.ins().fabs(y5);
-                let inst = b.ins().call(a.max, &[ax, ay]);
-                let mx = b.inst_results(inst)[0];
-                let r_ = b.ins().fmul(rtol, mx);
-                let sc = b.ins().fadd(atol, r_);
-                let d = b.ins().fsub(y5, y4);
-                let q = b.ins().fdiv(d, sc);
-                let q2 = b.ins().fmul(q, q);
-                let e0 = b.use_var(err);
-                let e1 = b.ins().fadd(e0, q2);
-                b.def_var(err, e1);
-            });
-            let e = b.use_var(err);
-            let nf = b.ins().f64const(n as f64);
-            let mean = b.ins().fdiv(e, nf);
-            let errn = b.ins().sqrt(mean);
+            let errn = attempt(b, model, step, None);
             let one_f = b.ins().f64const(1.0);
             let small = b.ins().fcmp(FloatCC::LessThanOrEqual, errn, one_f);
             let at_abs = b.ins().fabs(tv);
@@ -557,9 +651,108 @@ pub fn emit(
             };
             b.switch_to_block(acc_blk);
             b.seal_block(acc_blk);
-            let tn = b.ins().fadd(tv, step);
+            let taken = if l.events {
+                // As the interpreter: when an event condition rises over the step, the
+                // crossing is located by bisection on the step length (at most 60 halvings)
+                // and the step ends at the first length found where it has risen.
+                let o = b.use_var(ov);
+                let rising =
+                    |b: &mut FunctionBuilder,
+                     model: &mut dyn FnMut(&mut FunctionBuilder, Part, Bufs) -> Vec<Value>,
+                     st: Value| {
+                        model(b, Part::Signals, Bufs::Mem(st, a.work));
+                        model(b, Part::Rising, Bufs::Mem(st, a.work))[0]
+                    };
+                let r0 = rising(b, model, o);
+                let bis = b.create_block();
+                let joined = b.create_block();
+                b.append_block_param(joined, F64);
+                b.ins().brif(r0, bis, &[], joined, &[step.into()]);
+                b.switch_to_block(bis);
+                b.seal_block(bis);
+                let (lo, hi) = (b.declare_var(F64), b.declare_var(F64));
+                let zero = b.ins().f64const(0.0);
+                b.def_var(lo, zero);
+                b.def_var(hi, step);
+                // The state at `hi` and the buffer of the next probe (pointers, swapped when
+                // a probe has the rising condition).
+                let (at_hi, probe) = (b.declare_var(ptr_ty), b.declare_var(ptr_ty));
+                b.def_var(at_hi, o);
+                b.def_var(probe, last);
+                let iter = b.declare_var(I64);
+                let zi = b.ins().iconst(I64, 0);
+                b.def_var(iter, zi);
+                let head = b.create_block();
+                let body = b.create_block();
+                let fin = b.create_block();
+                b.ins().jump(head, &[]);
+                b.switch_to_block(head);
+                let iv = b.use_var(iter);
+                let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, iv, 60);
+                b.ins().brif(more, body, &[], fin, &[]);
+                b.switch_to_block(body);
+                let (lv, hv_) = (b.use_var(lo), b.use_var(hi));
+                let sum = b.ins().fadd(lv, hv_);
+                let half = b.ins().f64const(0.5);
+                let mid = b.ins().fmul(half, sum);
+                let pr = b.use_var(probe);
+                attempt(b, model, mid, Some(pr));
+                let rp = rising(b, model, pr);
+                let yes = b.create_block();
+                let no = b.create_block();
+                let after = b.create_block();
+                b.ins().brif(rp, yes, &[], no, &[]);
+                b.switch_to_block(yes);
+                b.seal_block(yes);
+                b.def_var(hi, mid);
+                let old = b.use_var(at_hi);
+                b.def_var(at_hi, pr);
+                b.def_var(probe, old);
+                b.ins().jump(after, &[]);
+                b.switch_to_block(no);
+                b.seal_block(no);
+                b.def_var(lo, mid);
+                b.ins().jump(after, &[]);
+                b.switch_to_block(after);
+                b.seal_block(after);
+                // hi - lo <= 1e-13 · max(|t + hi|, 1)
+                let (lv, hv_) = (b.use_var(lo), b.use_var(hi));
+                let width = b.ins().fsub(hv_, lv);
+                let th = b.ins().fadd(tv, hv_);
+                let ath = b.ins().fabs(th);
+                let inst = b.ins().call(a.max, &[ath, one_f]);
+                let scale = b.inst_results(inst)[0];
+                let tol = b.ins().f64const(1e-13);
+                let lim = b.ins().fmul(tol, scale);
+                let narrow = b.ins().fcmp(FloatCC::LessThanOrEqual, width, lim);
+                let iv = b.use_var(iter);
+                let inext = b.ins().iadd_imm_s(iv, 1);
+                b.def_var(iter, inext);
+                b.ins().brif(narrow, fin, &[], head, &[]);
+                b.seal_block(body);
+                b.seal_block(head);
+                b.switch_to_block(fin);
+                b.seal_block(fin);
+                // The state at `hi` becomes the new state (in the next state buffer), with
+                // its finite-check flags.
+                let src = b.use_var(at_hi);
+                copy2(b, src, o, n);
+                let fl = flags2(b, o, n);
+                b.def_var(acc, fl);
+                let hv_ = b.use_var(hi);
+                b.ins().jump(joined, &[hv_.into()]);
+                b.switch_to_block(joined);
+                b.seal_block(joined);
+                b.block_params(joined)[0]
+            } else {
+                step
+            };
+            let tn = b.ins().fadd(tv, taken);
             b.def_var(t, tn);
             check_and_swap(b, tn);
+            if l.events {
+                fire_events(b, model);
+            }
             let cl = factor(b, 0.2, 5.0);
             let zero = b.ins().f64const(0.0);
             let exact = b.ins().fcmp(FloatCC::Equal, errn, zero);
@@ -728,16 +921,7 @@ pub fn emit(
             b.def_var(t, tn);
             check_and_swap(b, tn);
             if l.events {
-                // As the interpreter: signals of the new state, then the events on a copy of it.
-                let x = b.use_var(xv);
-                each(b, n, &mut |b, i| {
-                    let ps_ = at(b, x, i);
-                    let v = b.ins().load(F64, mem(), ps_, 0);
-                    let pd = at(b, tmp, i);
-                    b.ins().store(mem(), v, pd, 0);
-                });
-                model(b, Part::Signals, Bufs::Mem(x, a.work));
-                model(b, Part::Events, Bufs::Mem(tmp, x));
+                fire_events(b, model);
             }
         }
         b.ins().jump(inner, &[]);

@@ -12,6 +12,12 @@ pub(crate) fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
+/// Flags of a two-lane (`f64x2`) load or store: never traps, but the address may be only
+/// 8-byte aligned (so the load is not folded into an instruction that needs 16).
+pub(crate) fn mem_v() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
 /// The address of f64 slot `i` (an i64 value) of `base`.
 pub(crate) fn at(b: &mut FunctionBuilder, base: Value, i: Value) -> Value {
     let off = b.ins().imul_imm_s(i, 8);
@@ -57,4 +63,26 @@ pub(crate) fn counted(
     b.seal_block(head);
     b.switch_to_block(exit);
     b.seal_block(exit);
+}
+
+/// `for i in 0..n { body(i) }` with the loop body repeated `u` times per iteration (`i`,
+/// `i + 1`, …), then the remaining `n mod u` in straight-line code.
+pub(crate) fn counted_unrolled(
+    b: &mut FunctionBuilder,
+    n: usize,
+    u: usize,
+    body: &mut dyn FnMut(&mut FunctionBuilder, Value),
+) {
+    let u = u.max(1);
+    counted(b, n / u, 1, &mut |b, k| {
+        let base = b.ins().imul_imm_s(k, u as i64);
+        for j in 0..u {
+            let i = b.ins().iadd_imm_s(base, j as i64);
+            body(b, i);
+        }
+    });
+    for i in n / u * u..n {
+        let iv = b.ins().iconst(I64, i as i64);
+        body(b, iv);
+    }
 }

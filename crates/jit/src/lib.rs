@@ -2,9 +2,9 @@
 //! whole integration loop with recording — to native code, and runs it on the interpreter's
 //! buffers, so params and initial values are run-time data and never force a recompile.
 //!
-//! Programs with constructs the code generator does not handle yet (tensors, modes, events,
-//! noise, adaptive steps, input streams) are reported as unsupported; `dyn run` then uses
-//! the interpreter.
+//! Programs with constructs the code generator does not handle yet (`randn()` inside `if`,
+//! an index computed from the model's values, tensors in mode-dependent systems, the current
+//! time) are reported as unsupported; `dyn run` then uses the interpreter.
 
 mod codegen;
 pub mod driver;
@@ -67,9 +67,6 @@ pub fn supported_run(flat: &Flat, spec: &RunSpec) -> Result<(), Unsupported> {
     supported(flat)?;
     if noisy(flat) && flat.time == TimeKind::Continuous && spec.method != Method::Euler {
         return Err("`randn()` outside Euler–Maruyama".into());
-    }
-    if flat.time == TimeKind::Continuous && spec.method == Method::Rk45 && n_events(flat) > 0 {
-        return Err("`when` events under rk45".into());
     }
     Ok(())
 }
@@ -245,6 +242,7 @@ pub fn emit_program<M: Module>(
                 stream: spec.stream.as_ref().map(|_| root_input_slots(flat)),
                 regs: false,
                 fused_euler: false,
+                next_all: cg.next_all(),
             };
             // Small models: the model's code is emitted inline at every stage, without calls.
             let (p, s) = (ps[1], ps[2]);
@@ -277,6 +275,10 @@ pub fn emit_program<M: Module>(
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
                         cg.events(module, b, [x, p, s, o, flags, io]);
+                    }
+                    (_, driver::Part::Rising) => {
+                        let flags = b.ins().iadd_imm_s(work, flags_at);
+                        return vec![cg.rising(module, b, [x, p, s, flags, io])];
                     }
                     (true, driver::Part::Signals) => cg.signals_lean(module, b, [x, p, s, io]),
                     (true, driver::Part::Record) => cg.signals(module, b, [x, p, s, io]),

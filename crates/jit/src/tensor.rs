@@ -15,7 +15,7 @@
 //! to the bit while the loop runs on SIMD lanes.
 
 use crate::codegen::{Ctx, Frame, Gen, V};
-use crate::emit::{at, mem};
+use crate::emit::{at, mem, mem_v};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::FunctionBuilder;
@@ -29,6 +29,14 @@ const I64: types::Type = types::I64;
 
 /// Values of the hoisted parts of one fused expression, by node address.
 pub(crate) type Env = HashMap<*const Expr, V>;
+
+/// Where a two-lane element of a fused loop over a matrix's rows is: its column, the row
+/// length, and the row factors of its outer products (see `Gen::row_factors`).
+struct Row<'a> {
+    col: Value,
+    len: usize,
+    splats: &'a HashMap<*const Expr, Value>,
+}
 
 /// Is this index expression known without reading the model's values (constants and loop
 /// variables only)? Other indices are left to the interpreter, which checks their range.
@@ -379,12 +387,181 @@ impl Gen<'_> {
             _ => {
                 let mut env = Env::new();
                 self.hoist(b, c, f, x, &mut env);
-                count_loop(b, n.min(slots(&sh)), &mut |b, i| {
+                let len = n.min(slots(&sh));
+                // Two elements at a time when every operation is one a vector lane computes
+                // alike (IEEE arithmetic, so each lane equals the scalar result); the odd
+                // last element, if any, on its own.
+                let pairs = if len >= 4 && self.lanewise(f, x, &env) {
+                    len / 2
+                } else {
+                    0
+                };
+                let rows = match sh.as_slice() {
+                    [m, n] if n % 2 == 0 && len as u64 == m * n => Some((*m as usize, *n as usize)),
+                    _ => None,
+                };
+                match rows {
+                    // A matrix: a loop over rows and one over pairs in the row, so an outer
+                    // product's row and column are the loop counters (no division).
+                    Some((m, ncols)) if pairs > 0 => count_loop(b, m, &mut |b, r| {
+                        let row = b.ins().imul_imm_s(r, ncols as i64);
+                        // Each outer product's row factor, once per row.
+                        let mut splats = HashMap::new();
+                        self.row_factors(b, c, f, x, r, ncols, &env, &mut splats);
+                        crate::emit::counted_unrolled(b, ncols / 2, 4, &mut |b, k| {
+                            let col = b.ins().ishl_imm_u(k, 1);
+                            let i = b.ins().iadd(row, col);
+                            let rc = Row {
+                                col,
+                                len: ncols,
+                                splats: &splats,
+                            };
+                            let v = self.elem2(b, c, f, x, i, Some(&rc), &env);
+                            let p = at(b, dst, i);
+                            b.ins().store(mem_v(), v, p, 0);
+                        });
+                    }),
+                    _ => crate::emit::counted_unrolled(b, pairs, 4, &mut |b, k| {
+                        let i = b.ins().ishl_imm_u(k, 1);
+                        let v = self.elem2(b, c, f, x, i, None, &env);
+                        let p = at(b, dst, i);
+                        b.ins().store(mem_v(), v, p, 0);
+                    }),
+                }
+                let (rest, rest_len) = if pairs > 0 {
+                    (2 * pairs, len - 2 * pairs)
+                } else {
+                    (0, len)
+                };
+                let dst_rest = b.ins().iadd_imm_s(dst, (rest * 8) as i64);
+                count_loop(b, rest_len, &mut |b, k| {
+                    let i = b.ins().iadd_imm_s(k, rest as i64);
                     let v = self.elem(b, c, f, x, i, &env);
-                    let p = at(b, dst, i);
+                    let p = at(b, dst_rest, k);
                     b.ins().store(mem(), v, p, 0);
                 });
             }
+        }
+    }
+
+    /// The splatted row factor `a[r]` of every outer product `outer(a, b)` in the lane-wise
+    /// expression `x` whose rows have length `len`, by node address.
+    #[allow(clippy::too_many_arguments)]
+    fn row_factors(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        r: Value,
+        len: usize,
+        env: &Env,
+        out: &mut HashMap<*const Expr, Value>,
+    ) {
+        if env.contains_key(&(x as *const Expr)) {
+            return;
+        }
+        match x {
+            Expr::Un(_, a) => self.row_factors(b, c, f, a, r, len, env, out),
+            Expr::Bin(_, _, l, rr) => {
+                self.row_factors(b, c, f, l, r, len, env, out);
+                self.row_factors(b, c, f, rr, r, len, env, out);
+            }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, args)
+                if slots(&self.shape(f, &args[1])).max(1) == len =>
+            {
+                let xs = self.elem(b, c, f, &args[0], r, env);
+                let x2 = b.ins().splat(F64X2, xs);
+                out.insert(x as *const Expr, x2);
+            }
+            // Another row length: `elem2` computes its row and column itself.
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, _) => {}
+            Expr::Tensor(_, args) => self.row_factors(b, c, f, &args[0], r, len, env, out),
+            _ => {}
+        }
+    }
+
+    /// Can [`Gen::elem2`] compute `x` (after hoisting into `env`) two elements at a time?
+    /// Leaves, IEEE arithmetic (`+ - * /`, negation), fills, and outer products whose rows
+    /// have an even length (so both elements of a pair are in one row).
+    fn lanewise(&self, f: &Frame, x: &Expr, env: &Env) -> bool {
+        if env.contains_key(&(x as *const Expr)) {
+            return true;
+        }
+        match x {
+            Expr::Un(Un::Neg | Un::ToReal, a) => self.lanewise(f, a, env),
+            Expr::Bin(Bin::Add | Bin::Sub | Bin::Mul | Bin::Div, num, l, r) => {
+                *num != Num::Int && self.lanewise(f, l, env) && self.lanewise(f, r, env)
+            }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Fill(_), args) => self.lanewise(f, &args[0], env),
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, args) => {
+                slots(&self.shape(f, &args[1])).is_multiple_of(2) && self.lanewise(f, &args[1], env)
+            }
+            _ => false,
+        }
+    }
+
+    /// Elements `i` and `i + 1` (`i` an even i64 value) of the fused expression `x` as one
+    /// `f64x2`, for an `x` that [`Gen::lanewise`] accepts: lane by lane the operations of
+    /// [`Gen::elem`]. `rc` describes the row of `i` when the loop runs over a matrix's rows.
+    #[allow(clippy::too_many_arguments)]
+    fn elem2(
+        &self,
+        b: &mut FunctionBuilder,
+        c: &Ctx,
+        f: &Frame,
+        x: &Expr,
+        i: Value,
+        rc: Option<&Row>,
+        env: &Env,
+    ) -> Value {
+        if let Some(v) = env.get(&(x as *const Expr)) {
+            return match v {
+                V::S(v) => b.ins().splat(F64X2, *v),
+                V::T(p) => {
+                    let a = at(b, *p, i);
+                    b.ins().load(F64X2, mem_v(), a, 0)
+                }
+            };
+        }
+        match x {
+            Expr::Un(Un::Neg, a) => {
+                let v = self.elem2(b, c, f, a, i, rc, env);
+                b.ins().fneg(v)
+            }
+            Expr::Un(_, a) => self.elem2(b, c, f, a, i, rc, env),
+            Expr::Bin(op, _, l, r) => {
+                let a = self.elem2(b, c, f, l, i, rc, env);
+                let y = self.elem2(b, c, f, r, i, rc, env);
+                match op {
+                    Bin::Add => b.ins().fadd(a, y),
+                    Bin::Sub => b.ins().fsub(a, y),
+                    Bin::Mul => b.ins().fmul(a, y),
+                    _ => b.ins().fdiv(a, y),
+                }
+            }
+            Expr::Tensor(dyn_ir::expr::TensorOp::Outer, args) => {
+                // As `tensor_op_elem`: element (r, col) is `a[r] * b[col]`.
+                let n = slots(&self.shape(f, &args[1])).max(1);
+                let key = x as *const Expr;
+                let (x2, col) = match rc {
+                    Some(row) if row.len == n && row.splats.contains_key(&key) => {
+                        (row.splats[&key], row.col)
+                    }
+                    _ => {
+                        let r = b.ins().udiv_imm_u(i, n as i64);
+                        let rn = b.ins().imul_imm_s(r, n as i64);
+                        let col = b.ins().isub(i, rn);
+                        let xs = self.elem(b, c, f, &args[0], r, env);
+                        (b.ins().splat(F64X2, xs), col)
+                    }
+                };
+                // The operand's own elements: its index is the column, not the loop's.
+                let y2 = self.elem2(b, c, f, &args[1], col, None, env);
+                b.ins().fmul(x2, y2)
+            }
+            Expr::Tensor(_, args) => self.elem2(b, c, f, &args[0], i, rc, env),
+            _ => unreachable!("not lane-wise (checked by `lanewise`)"),
         }
     }
 
