@@ -79,6 +79,8 @@ pub const BUILTINS: &[&str] = &[
     "randn",
     "uniform",
     "normal",
+    "flow",
+    "flow_euler",
     "zeros",
     "ones",
     "solve",
