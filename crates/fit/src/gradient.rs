@@ -10,7 +10,7 @@
 //!
 //! Memory: `O((N/S + S)·n)` instead of `O(N·n)`; time: two forward runs and one adjoint run.
 
-use crate::exec::{Backend, Exec};
+use crate::exec::{Backend, Exec, Session};
 use crate::synth::{self, Integrator, Model};
 use crate::{Data, FitError};
 use dyn_interp::run::{Probe, RunSpec, Sim, probes};
@@ -175,14 +175,14 @@ impl Problem {
     /// for each; returns the state at row `b` (or at the last row for the last segment).
     fn segment_run(
         &self,
+        phi: &mut Session,
         params: &[f64],
         x: &[f64],
         (a, b): (u64, u64),
         row: &mut dyn FnMut(u64, &[f64]),
     ) -> Result<Vec<f64>, FitError> {
         let steps = b.min(self.steps) - a;
-        self.phi
-            .run(params, x, None, steps, &mut |k, vals| {
+        phi.run(params, x, None, steps, &mut |k, vals| {
                 if a + k < b {
                     row(a + k, vals);
                 }
@@ -213,8 +213,9 @@ impl Problem {
     pub fn loss(&self, params: &[f64], x0: &[f64]) -> Result<f64, FitError> {
         let mut x = self.start(x0);
         let mut loss = 0.0;
+        let mut phi = self.phi.session();
         for seg in self.segments() {
-            x = self.segment_run(params, &x, seg, &mut |k, vals| {
+            x = self.segment_run(&mut phi, params, &x, seg, &mut |k, vals| {
                 loss += self.observe(k, vals, None);
             })?;
         }
@@ -231,9 +232,11 @@ impl Problem {
         let mut mus: HashMap<u64, Vec<f64>> = HashMap::new();
         let mut x = self.start(x0);
         let mut loss = 0.0;
+        let mut phi = self.phi.session();
+        let mut adj_run = self.adj.session();
         for &seg in &segs {
             checkpoints.push(x.clone());
-            x = self.segment_run(params, &x, seg, &mut |k, vals| {
+            x = self.segment_run(&mut phi, params, &x, seg, &mut |k, vals| {
                 let mut mu = vec![];
                 let l = self.observe(k, vals, Some(&mut mu));
                 if !mu.is_empty() {
@@ -247,7 +250,7 @@ impl Problem {
         let zero_mu = vec![0.0; self.n_cols.max(1)];
         for (j, &(a, b)) in segs.iter().enumerate().rev() {
             let mut xs: Vec<Vec<f64>> = Vec::with_capacity((b - a) as usize);
-            self.segment_run(params, &checkpoints[j], (a, b), &mut |_, vals| {
+            self.segment_run(&mut phi, params, &checkpoints[j], (a, b), &mut |_, vals| {
                 xs.push(vals[..nx + 1].to_vec());
             })?;
             let rows: Vec<Vec<f64>> = (a..b)
@@ -262,8 +265,7 @@ impl Problem {
                     w
                 })
                 .collect();
-            adj = self
-                .adj
+            adj = adj_run
                 .run(&[], &adj, Some(rows), b - a, &mut |_, _| {})
                 .map_err(FitError::Run)?;
         }

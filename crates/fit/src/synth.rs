@@ -687,9 +687,9 @@ pub fn step_system(
     })
 }
 
-/// The adjoint step's context for `grad`: its leaves' shapes, lets and fns.
+/// The adjoint step's context for `grad`: its leaves' shapes and kinds, lets and fns.
 struct AdjCx<'a> {
-    inputs: [Shape; 2],
+    inputs: Vec<(Shape, Kind)>,
     states: [Shape; 2],
     lets: &'a [(Slot, Expr)],
     fns: &'a [Function],
@@ -698,7 +698,7 @@ struct AdjCx<'a> {
 impl Context for AdjCx<'_> {
     fn leaf(&self, x: &Expr) -> Option<(Shape, Kind)> {
         match x {
-            Expr::Input(i) => Some((self.inputs.get(*i as usize)?.clone(), Kind::Real)),
+            Expr::Input(i) => self.inputs.get(*i as usize).cloned(),
             Expr::State(i) => Some((self.states.get(*i as usize)?.clone(), Kind::Real)),
             Expr::Let(l) => {
                 let (sl, _) = self.lets.get(*l as usize)?;
@@ -719,20 +719,61 @@ impl Context for AdjCx<'_> {
     }
 }
 
-/// The input columns of the adjoint step: `w[0..n_w]` (state, params, time) then
-/// `mu[0..n_cols]`.
-pub fn adjoint_columns(model: &Model, n_cols: usize) -> Vec<String> {
-    let nw = model.n_state + model.n_param + 1;
-    (0..nw)
-        .map(|j| format!("w[{j}]"))
-        .chain((0..n_cols).map(|c| format!("mu[{c}]")))
-        .collect()
+/// The adjoint step's inputs, one per model state (`x{i}`), one per model param (`p{i}`),
+/// the time `t` and the seeds `mu: Real[n_cols]`, and where each starts in an input row:
+/// a row is `w = (x_k, θ, t_k)` in flat buffer order, then `μ_k`. `None` if the model's
+/// states or params do not tile their flat buffers in order (the synthesis relies on it).
+fn adjoint_inputs(model: &Model, n_cols: usize) -> Option<Vec<(Slot, usize)>> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    for (i, (sl, off)) in model.states.iter().enumerate() {
+        if *off != at {
+            return None;
+        }
+        v.push((real_slot(format!("x{i}"), sl.shape.clone()), at));
+        at += slots(&sl.shape).max(1);
+    }
+    if at != model.n_state {
+        return None;
+    }
+    for (i, (sl, off)) in model.params.iter().enumerate() {
+        if *off + model.n_state != at {
+            return None;
+        }
+        let mut p = real_slot(format!("p{i}"), sl.shape.clone());
+        p.kind = sl.kind;
+        v.push((p, at));
+        at += slots(&sl.shape).max(1);
+    }
+    if at != model.n_state + model.n_param {
+        return None;
+    }
+    v.push((real_slot("t".into(), vec![]), at));
+    v.push((real_slot("mu".into(), vec![n_cols.max(1) as u64]), at + 1));
+    Some(v)
 }
 
-/// The adjoint step system (see the module doc). Inputs `w: Real[n_state + n_param + 1]`
-/// and `mu: Real[n_cols]`; states `lam: Real[n_state]` and `gth: Real[n_param + 1]`.
-/// One step at row `k` (inputs `x_k`, `θ`, `t_k`, `μ_k`) maps `λ_{k+1}` to `λ_k` and adds
-/// row `k`'s parameter terms to `gth`.
+/// The input columns of the adjoint step, in the order of an input row: the names of the
+/// adjoint step's inputs (`x0`, `x1[0]`, …, `p0`, …, `t`, `mu[0]`, …), one per slot of
+/// `w = (x, θ, t)` (flat buffer order) then of `μ`.
+pub fn adjoint_columns(model: &Model, n_cols: usize) -> Vec<String> {
+    let mut v = Vec::new();
+    for (sl, _) in adjoint_inputs(model, n_cols).unwrap_or_default() {
+        if sl.shape.is_empty() {
+            v.push(sl.name.clone());
+        } else {
+            v.extend((0..slots(&sl.shape)).map(|j| format!("{}[{j}]", sl.name)));
+        }
+    }
+    v
+}
+
+/// The adjoint step system (see the module doc). Inputs: the model's states and params as
+/// variables of their own (see [`adjoint_columns`]), the time, and `mu: Real[n_cols]`;
+/// states `lam: Real[n_state]` and `gth: Real[n_param + 1]`. One step at row `k` (inputs
+/// `x_k`, `θ`, `t_k`, `μ_k`) maps `λ_{k+1}` to `λ_k` and adds row `k`'s parameter terms to
+/// `gth`. The vector-Jacobian product is one reverse sweep of `ad::grad_many` with respect
+/// to every input but `mu`: a scalar read of a state or param adds a scalar to its adjoint.
 pub fn adjoint_system(
     model: &Model,
     integ: Integrator,
@@ -741,8 +782,8 @@ pub fn adjoint_system(
     let nx = model.n_state;
     let np = model.n_param;
     let nw = nx + np + 1;
-    let m = cols.len().max(1);
-    let w = Expr::Input(0);
+    let ns = model.states.len();
+    let npv = model.params.len();
     let bad_shape = || {
         unsupported(
             Span::default(),
@@ -750,22 +791,22 @@ pub fn adjoint_system(
             "use vectors or matrices",
         )
     };
+    let Some(inputs) = adjoint_inputs(model, cols.len()) else {
+        return Err(unsupported(
+            Span::default(),
+            "internal: the model's states or params do not tile their flat buffers in order",
+            "report this model",
+        ));
+    };
     let mut err = None;
-    let st = |i: usize| {
-        let (sl, off) = &model.states[i];
-        view(&w, *off, &sl.shape).unwrap_or(Expr::Const(f64::NAN))
-    };
-    let pa = |p: usize| {
-        let (sl, off) = &model.params[p];
-        // An Int or Bool param is an exact integer in `w`, read as it is (its gradient is
-        // not used).
-        view(&w, nx + *off, &sl.shape).unwrap_or(Expr::Const(f64::NAN))
-    };
+    let st = |i: usize| Expr::Input(i as u32);
+    let pa = |p: usize| Expr::Input((ns + p) as u32);
     let lv = Leaves {
         state: &st,
         param: &pa,
-        time: Expr::Index(Box::new(w.clone()), vec![Expr::Const((nx + np) as f64)]),
+        time: Expr::Input((ns + npv) as u32),
     };
+    let mu = Expr::Input((ns + npv + 1) as u32);
     let step = model.step(integ, &lv, cols)?;
     let lam = Expr::State(0);
     let mut e: Option<Expr> = None;
@@ -784,7 +825,7 @@ pub fn adjoint_system(
     }
     for (c, y) in step.cols.iter().enumerate() {
         push(mul(
-            Expr::Index(Box::new(Expr::Input(1)), vec![Expr::Const(c as f64)]),
+            Expr::Index(Box::new(mu.clone()), vec![Expr::Const(c as f64)]),
             y.clone(),
         ));
     }
@@ -794,12 +835,16 @@ pub fn adjoint_system(
     let e = e.unwrap_or(Expr::Const(0.0));
     let mut lets = step.lets;
     let cx = AdjCx {
-        inputs: [vec![nw as u64], vec![m as u64]],
+        inputs: inputs
+            .iter()
+            .map(|(sl, _)| (sl.shape.clone(), sl.kind))
+            .collect(),
         states: [vec![nx as u64], vec![(np + 1) as u64]],
         lets: &lets,
         fns: &model.fns,
     };
-    let g = ad::grad(&e, &w, &cx).map_err(|ad::AdError(msg, hint)| {
+    let wrts: Vec<Expr> = (0..=ns + npv).map(|i| Expr::Input(i as u32)).collect();
+    let g = ad::grad_many(&e, &wrts, &cx).map_err(|ad::AdError(msg, hint)| {
         let d = Diagnostic::new(
             codes::UNSUPPORTED,
             Span::default(),
@@ -825,10 +870,7 @@ pub fn adjoint_system(
         name: "Adjoint".into(),
         span: Span::default(),
         params: vec![],
-        inputs: vec![
-            real_slot("w".into(), vec![nw as u64]),
-            real_slot("mu".into(), vec![m as u64]),
-        ],
+        inputs: inputs.into_iter().map(|(sl, _)| sl).collect(),
         outputs: vec![],
         states: vec![
             (
