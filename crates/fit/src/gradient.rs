@@ -23,6 +23,9 @@ pub struct Problem {
     model: Model,
     integ: Integrator,
     phi: Exec,
+    /// The step system recording states and time only: the backward sweep's recomputation
+    /// (a record of states alone computes no signals, so a step evaluates the model once).
+    phi_x: Exec,
     adj: Exec,
     n_cols: usize,
     /// Step of the last observation: the horizon.
@@ -106,6 +109,13 @@ impl Problem {
         let synth_err = |d| FitError::Model(d);
         let phi_prog = synth::step_system(&model, integ, &cols).map_err(synth_err)?;
         let phi_flat = flatten(phi_prog).map_err(synth_err)?;
+        let phi_x = Exec::new(
+            phi_flat.clone(),
+            synth::step_record(&model, 0),
+            None,
+            backend,
+        )
+        .map_err(FitError::Setting)?;
         let phi = Exec::new(
             phi_flat,
             synth::step_record(&model, cols.len()),
@@ -127,6 +137,7 @@ impl Problem {
             model,
             integ,
             phi,
+            phi_x,
             adj,
             n_cols: cols.len(),
             steps,
@@ -234,6 +245,7 @@ impl Problem {
         let mut loss = 0.0;
         let mut phi = self.phi.session();
         let mut adj_run = self.adj.session();
+        let mut phi_x = self.phi_x.session();
         for &seg in &segs {
             checkpoints.push(x.clone());
             x = self.segment_run(&mut phi, params, &x, seg, &mut |k, vals| {
@@ -250,7 +262,7 @@ impl Problem {
         let zero_mu = vec![0.0; self.n_cols.max(1)];
         for (j, &(a, b)) in segs.iter().enumerate().rev() {
             let mut xs: Vec<Vec<f64>> = Vec::with_capacity((b - a) as usize);
-            self.segment_run(&mut phi, params, &checkpoints[j], (a, b), &mut |_, vals| {
+            self.segment_run(&mut phi_x, params, &checkpoints[j], (a, b), &mut |_, vals| {
                 xs.push(vals[..nx + 1].to_vec());
             })?;
             let rows: Vec<Vec<f64>> = (a..b)

@@ -211,6 +211,9 @@ pub fn emit_program<M: Module>(
     } else {
         None
     };
+    // Records read signals (or events read the signals computed before a record).
+    let record_signals =
+        n_events(flat) > 0 || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
@@ -272,6 +275,11 @@ pub fn emit_program<M: Module>(
                         };
                     }
                 };
+                // A record of states alone needs no signals (nor does anything after it:
+                // the next step computes the signals it reads), so none are computed for it.
+                if part == driver::Part::Record && !record_signals {
+                    return vec![];
+                }
                 match (inline, part) {
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
