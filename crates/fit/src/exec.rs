@@ -45,7 +45,7 @@ impl Exec {
         let jit = match backend {
             Backend::Interp => None,
             Backend::Auto | Backend::Jit => {
-                match dyn_jit::compile(&flat, &spec).map_err(|e| format!("{e:?}"))? {
+                match dyn_jit::compile_lean(&flat, &spec).map_err(|e| format!("{e:?}"))? {
                     Ok(c) => Some(c),
                     Err(why) if backend == Backend::Jit => {
                         return Err(format!("the JIT does not support this model: {why}"));

@@ -107,7 +107,23 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
         return Ok(Err(u));
     }
     let (names, probes) = dyn_interp::run::recorded(flat, spec)?;
-    Ok(build(flat, spec, names, probes))
+    Ok(build(flat, spec, names, probes, false))
+}
+
+/// As [`compile`], for callers that read only the recorded values: a record of states alone
+/// (and no events) then computes no signals, so a discrete step evaluates the model once
+/// instead of twice. The signal buffer after a run is then not the last record's (it holds
+/// the signals of the last step's start), which is why `dyn run`, `dyn build` and
+/// libraries, whose callers read signals, use [`compile`].
+pub fn compile_lean(
+    flat: &Flat,
+    spec: &RunSpec,
+) -> Result<Result<Compiled, Unsupported>, RunError> {
+    if let Err(u) = supported_run(flat, spec) {
+        return Ok(Err(u));
+    }
+    let (names, probes) = dyn_interp::run::recorded(flat, spec)?;
+    Ok(build(flat, spec, names, probes, true))
 }
 
 /// What [`emit_program`] made.
@@ -129,6 +145,19 @@ pub fn emit_program<M: Module>(
     spec: &RunSpec,
     probes: &[Probe],
     driver_name: &str,
+) -> Result<Emitted, Unsupported> {
+    emit_program_with(module, flat, spec, probes, driver_name, false)
+}
+
+/// [`emit_program`]; `lean_records`: a record of states alone computes no signals (see
+/// [`compile_lean`]).
+fn emit_program_with<M: Module>(
+    module: &mut M,
+    flat: &Flat,
+    spec: &RunSpec,
+    probes: &[Probe],
+    driver_name: &str,
+    lean_records: bool,
 ) -> Result<Emitted, Unsupported> {
     let mut cg = Gen::new(flat, module)?;
     // Small models: the model's code is emitted inline at every stage, without calls (then
@@ -212,8 +241,9 @@ pub fn emit_program<M: Module>(
         None
     };
     // Records read signals (or events read the signals computed before a record).
-    let record_signals =
-        n_events(flat) > 0 || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
+    let record_signals = !lean_records
+        || n_events(flat) > 0
+        || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
@@ -275,8 +305,8 @@ pub fn emit_program<M: Module>(
                         };
                     }
                 };
-                // A record of states alone needs no signals (nor does anything after it:
-                // the next step computes the signals it reads), so none are computed for it.
+                // Lean records: a record of states alone needs no signals (nor does the run
+                // after it: the next step computes the signals it reads).
                 if part == driver::Part::Record && !record_signals {
                     return vec![];
                 }
@@ -325,6 +355,7 @@ fn build(
     spec: &RunSpec,
     names: Vec<String>,
     probes: Vec<Probe>,
+    lean_records: bool,
 ) -> Result<Compiled, Unsupported> {
     let mut fb = settings::builder();
     fb.set("opt_level", "speed").map_err(err)?;
@@ -338,7 +369,7 @@ fn build(
     }
     jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
     let mut module = JITModule::new(jb);
-    let emitted = emit_program(&mut module, flat, spec, &probes, "driver")?;
+    let emitted = emit_program_with(&mut module, flat, spec, &probes, "driver", lean_records)?;
     let drv_id = emitted.driver;
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(drv_id);
