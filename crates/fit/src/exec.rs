@@ -77,6 +77,38 @@ impl Exec {
         }
     }
 
+    /// The probes of the recordable quantities `names` of this program.
+    pub fn probes_of(&self, names: &[String]) -> Result<Vec<Probe>, String> {
+        let spec = RunSpec {
+            record: names.to_vec(),
+            ..self.spec.clone()
+        };
+        let (_, probes) = recorded(&self.flat, &spec).map_err(|e| format!("{e:?}"))?;
+        Ok(probes)
+    }
+
+    /// The values of `probes` at state `x` and params `params`, by the interpreter (which
+    /// the JIT equals to the bit).
+    pub fn values_at(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        probes: &[Probe],
+    ) -> Result<Vec<f64>, RunError> {
+        let mut sim = Sim::new(&self.flat, &self.spec)?;
+        sim.x.copy_from_slice(x);
+        sim.m.params.copy_from_slice(params);
+        sim.set_tick(0)?;
+        sim.m.signals(&sim.x, &sim.inputs)?;
+        Ok(probes
+            .iter()
+            .map(|p| match p {
+                Probe::State(i) => sim.x[*i],
+                Probe::Signal(i) => sim.m.sig[*i],
+            })
+            .collect())
+    }
+
     /// A run on the interpreter (see [`Session::run`]).
     fn interp_run(
         &self,

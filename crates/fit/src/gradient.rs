@@ -26,6 +26,9 @@ pub struct Problem {
     /// The step system recording states and time only: the backward sweep's recomputation
     /// (a record of states alone computes no signals, so a step evaluates the model once).
     phi_x: Exec,
+    /// The step system's out ports `y{c}`: the recorded quantities at the last row, which no
+    /// step's lagged states hold.
+    y_probes: Vec<Probe>,
     adj: Exec,
     n_cols: usize,
     /// Step of the last observation: the horizon.
@@ -111,18 +114,21 @@ impl Problem {
         let phi_flat = flatten(phi_prog).map_err(synth_err)?;
         let phi_x = Exec::new(
             phi_flat.clone(),
-            synth::step_record(&model, 0),
+            synth::step_record(&model, 0, true),
             None,
             backend,
         )
         .map_err(FitError::Setting)?;
         let phi = Exec::new(
             phi_flat,
-            synth::step_record(&model, cols.len()),
+            synth::step_record(&model, cols.len(), true),
             None,
             backend,
         )
         .map_err(FitError::Setting)?;
+        let y_probes = phi
+            .probes_of(&synth::step_record(&model, cols.len(), false)[model.states.len() + 1..])
+            .map_err(FitError::Setting)?;
         let adj_prog = synth::adjoint_system(&model, integ, &cols).map_err(synth_err)?;
         let adj_flat = flatten(adj_prog).map_err(synth_err)?;
         let adj = Exec::new(
@@ -138,6 +144,7 @@ impl Problem {
             integ,
             phi,
             phi_x,
+            y_probes,
             adj,
             n_cols: cols.len(),
             steps,
@@ -179,7 +186,46 @@ impl Problem {
     fn start(&self, x0: &[f64]) -> Vec<f64> {
         let mut x = x0.to_vec();
         x.push(0.0);
+        x.extend(std::iter::repeat_n(0.0, self.n_cols));
         x
+    }
+
+    /// The forward sweep over rows `[a, b)` from `x` (the step system's state): calls
+    /// `row(k, values)` for each row with the state, the time and the recorded quantities
+    /// `y(x_k)` — from the lagged states of row `k + 1`, or, at the last row `N`, from the
+    /// step system's out ports at `x_N` (by the interpreter, once a sweep). Returns the
+    /// step system's state at row `b` (or at `N` for the last segment).
+    fn forward_segment(
+        &self,
+        phi: &mut Session,
+        params: &[f64],
+        x: &[f64],
+        (a, b): (u64, u64),
+        row: &mut dyn FnMut(u64, &[f64]),
+    ) -> Result<Vec<f64>, FitError> {
+        let steps = b.min(self.steps) - a;
+        let nt = self.model.n_state + 1;
+        let mut prev: Vec<f64> = Vec::new();
+        let end = phi
+            .run(params, x, None, steps, &mut |k, vals| {
+                if k > 0 {
+                    prev[nt..].copy_from_slice(&vals[nt..]);
+                    row(a + k - 1, &prev);
+                }
+                prev.clear();
+                prev.extend_from_slice(vals);
+            })
+            .map_err(FitError::Run)?;
+        if b > self.steps {
+            let y = self
+                .phi
+                .values_at(params, &end, &self.y_probes)
+                .map_err(FitError::Run)?;
+            let mut last = end[..nt].to_vec();
+            last.extend(y);
+            row(self.steps, &last);
+        }
+        Ok(end)
     }
 
     /// Runs a segment from `x` (state and time) over rows `[a, b)`, calling `row(k, values)`
@@ -226,7 +272,7 @@ impl Problem {
         let mut loss = 0.0;
         let mut phi = self.phi.session();
         for seg in self.segments() {
-            x = self.segment_run(&mut phi, params, &x, seg, &mut |k, vals| {
+            x = self.forward_segment(&mut phi, params, &x, seg, &mut |k, vals| {
                 loss += self.observe(k, vals, None);
             })?;
         }
@@ -248,7 +294,7 @@ impl Problem {
         let mut phi_x = self.phi_x.session();
         for &seg in &segs {
             checkpoints.push(x.clone());
-            x = self.segment_run(&mut phi, params, &x, seg, &mut |k, vals| {
+            x = self.forward_segment(&mut phi, params, &x, seg, &mut |k, vals| {
                 let mut mu = vec![];
                 let l = self.observe(k, vals, Some(&mut mu));
                 if !mu.is_empty() {

@@ -602,18 +602,23 @@ impl Model {
     }
 }
 
-/// Names of the step system's recorded columns, in order: every state slot (`x{i}` or
-/// `x{i}[j]`), the time `t`, then the recorded quantities `y{c}`.
-pub fn step_record(model: &Model, n_cols: usize) -> Vec<String> {
+/// Names of the step system's recorded columns, in order: every state slot (`x{i}`), the
+/// time `t`, then, with `lagged`, the states `ylag{c}` (the recorded quantities of the
+/// previous row), else the out ports `y{c}` (the recorded quantities of this row). Lagged
+/// columns are states, so a record computes no signals (`dyn_jit::compile_lean`): a step
+/// evaluates the model once.
+pub fn step_record(model: &Model, n_cols: usize, lagged: bool) -> Vec<String> {
     let mut v: Vec<String> = (0..model.states.len()).map(|i| format!("x{i}")).collect();
     v.push("t".into());
-    v.extend((0..n_cols).map(|c| format!("y{c}")));
+    let y = if lagged { "ylag" } else { "y" };
+    v.extend((0..n_cols).map(|c| format!("{y}{c}")));
     v
 }
 
-/// The step system: states `x{i}` (the model's, in buffer order) and `t`, params the model's
-/// (buffer order), out ports `y{c}` the quantities `cols` at the current state, `next` one
-/// step of `integ`.
+/// The step system: states `x{i}` (the model's, in buffer order), `t`, and `ylag{c}` (set
+/// by each step to the quantity `cols[c]` at the state the step starts from), params the
+/// model's (buffer order), out ports `y{c}` the quantities `cols` at the current state,
+/// `next` one step of `integ`.
 pub fn step_system(
     model: &Model,
     integ: Integrator,
@@ -653,6 +658,13 @@ pub fn step_system(
         state: nx as u32,
         value: add(Expr::State(nx as u32), Expr::Const(integ.h())),
     });
+    for (c, y) in step.cols.iter().enumerate() {
+        states.push((real_slot(format!("ylag{c}"), vec![]), Expr::Const(0.0)));
+        updates.push(Assign {
+            state: (nx + 1 + c) as u32,
+            value: y.clone(),
+        });
+    }
     let sys = System {
         name: "Step".into(),
         span: Span::default(),
