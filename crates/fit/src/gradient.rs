@@ -240,11 +240,11 @@ impl Problem {
     ) -> Result<Vec<f64>, FitError> {
         let steps = b.min(self.steps) - a;
         phi.run(params, x, None, steps, &mut |k, vals| {
-                if a + k < b {
-                    row(a + k, vals);
-                }
-            })
-            .map_err(FitError::Run)
+            if a + k < b {
+                row(a + k, vals);
+            }
+        })
+        .map_err(FitError::Run)
     }
 
     /// The loss's contribution of row `k` with recorded values `vals`, and its seeds `μ`.
@@ -308,9 +308,15 @@ impl Problem {
         let zero_mu = vec![0.0; self.n_cols.max(1)];
         for (j, &(a, b)) in segs.iter().enumerate().rev() {
             let mut xs: Vec<Vec<f64>> = Vec::with_capacity((b - a) as usize);
-            self.segment_run(&mut phi_x, params, &checkpoints[j], (a, b), &mut |_, vals| {
-                xs.push(vals[..nx + 1].to_vec());
-            })?;
+            self.segment_run(
+                &mut phi_x,
+                params,
+                &checkpoints[j],
+                (a, b),
+                &mut |_, vals| {
+                    xs.push(vals[..nx + 1].to_vec());
+                },
+            )?;
             let rows: Vec<Vec<f64>> = (a..b)
                 .rev()
                 .map(|k| {

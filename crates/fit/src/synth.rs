@@ -1,6 +1,7 @@
 //! The flattened model as one system of scalar and tensor variables, and the two discrete
 //! systems synthesised from it: the *step* system (one integrator step as `next` updates) and
-//! the *adjoint step* system (the vector-Jacobian product of that step, by `dyn_ir::ad::grad`).
+//! the *adjoint step* system (the vector-Jacobian product of that step, by
+//! `dyn_ir::ad::grad_many`).
 //!
 //! [`Model::from_flat`] walks the flattened schedule and writes every signal of every element
 //! (lets, readouts, wire iterations) as a `let` of one system whose states are the model's
@@ -10,12 +11,16 @@
 //!
 //! [`step_system`] unrolls one step: Euler (`x + h·f(x)`), RK4 (the four stages as lets, the
 //! same operations in the same order as the interpreter's `fixed_step`) or a discrete `next`.
-//! The time is an extra state `t` advanced by `h` (1 for a discrete model).
+//! The time is an extra state `t` advanced by `h` (1 for a discrete model), and the recorded
+//! quantities of the state a step starts from are extra states `ylag{c}`, so that a run
+//! recording only states gives them (one row late) without evaluating the model twice a step.
 //!
-//! [`adjoint_system`] reads the step at the state and params packed into one input vector
-//! `w = (x, θ, t)` and writes `G = grad(Σ λ·x⁺(w) + Σ μ_c·y_c(w), w)`: one reverse sweep gives
-//! `(∂x⁺/∂x)ᵀλ + ∂ℓ/∂x` and `(∂x⁺/∂θ)ᵀλ + ∂ℓ/∂θ` together. Its states are `λ` (updated to the
-//! first part) and the accumulated parameter gradient (the second part added).
+//! [`adjoint_system`] reads the step at the state, params and time as inputs of their own
+//! (`w = (x, θ, t)`, one input per state and param) and writes
+//! `G = grad(Σ λ·x⁺(w) + Σ μ_c·y_c(w), w)` by one reverse sweep over all of them: it gives
+//! `(∂x⁺/∂x)ᵀλ + ∂ℓ/∂x` and `(∂x⁺/∂θ)ᵀλ + ∂ℓ/∂θ` together, and a scalar read of a state or
+//! param adds a scalar to its adjoint. Its states are `λ` (updated to the first part) and the
+//! accumulated parameter gradient (the second part added).
 
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_interp::run::{Method, Probe};

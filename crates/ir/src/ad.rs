@@ -29,6 +29,10 @@
 //!    `let` slot is read from the slot (`Expr::Let`), so the backward pass reuses the forward
 //!    pass the system's schedule already computed.
 //!
+//! [`grad_many`] differentiates with respect to several variables at once: they are all
+//! leaves that depend, one reverse sweep gives every adjoint, and the result is their
+//! concatenation (an `Array` of scalars).
+//!
 //! `randn()` on the path from `expr` to `wrt` is refused: the expansion recomputes forward
 //! values, and a fresh sample would not be the one the forward pass drew.
 //!

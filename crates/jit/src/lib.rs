@@ -241,9 +241,8 @@ fn emit_program_with<M: Module>(
         None
     };
     // Records read signals (or events read the signals computed before a record).
-    let record_signals = !lean_records
-        || n_events(flat) > 0
-        || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
+    let record_signals =
+        !lean_records || n_events(flat) > 0 || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);

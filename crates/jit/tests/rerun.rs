@@ -7,9 +7,8 @@ use dyn_ir::flat::Flat;
 use std::path::Path;
 
 fn flat(src: &str, system: &str) -> Flat {
-    let stdlib = dyn_check::modules::Stdlib::Dir(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stdlib"),
-    );
+    let stdlib =
+        dyn_check::modules::Stdlib::Dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stdlib"));
     let checked = dyn_check::check_source("t.dyn", None, src.to_string(), &stdlib);
     assert!(!checked.has_errors(), "model checks");
     let sig = checked
@@ -44,19 +43,19 @@ system Osc : { out q: Real } {
 }";
 
 /// The rows of a run of `steps` from `x0`, on a fresh runner or on `reuse` restarted.
-fn rows(
-    r: &mut dyn_jit::Runner,
-    steps: u64,
-) -> Vec<Vec<f64>> {
+fn rows(r: &mut dyn_jit::Runner, steps: u64) -> Vec<Vec<f64>> {
     let mut out = vec![];
-    r.advance(steps, &mut |_, v| out.push(v.to_vec())).expect("runs");
+    r.advance(steps, &mut |_, v| out.push(v.to_vec()))
+        .expect("runs");
     out
 }
 
 fn check(src: &str, sys: &str, spec: RunSpec, table: Option<Vec<Vec<f64>>>) {
     let f = flat(src, sys);
     let full = dyn_jit::compile(&f, &spec).expect("spec").expect("jit");
-    let lean = dyn_jit::compile_lean(&f, &spec).expect("spec").expect("jit");
+    let lean = dyn_jit::compile_lean(&f, &spec)
+        .expect("spec")
+        .expect("jit");
     let x0 = vec![0.3, -0.2];
     let x1 = vec![1.1, 0.4];
     let mut fresh = dyn_jit::Runner::new(&full, &f, &spec, Some(&x1)).expect("runner");
@@ -70,7 +69,9 @@ fn check(src: &str, sys: &str, spec: RunSpec, table: Option<Vec<Vec<f64>>>) {
         r.sim.m.params[0] = 0.75;
         let got = rows(&mut r, 40);
         let bits = |v: &[Vec<f64>]| -> Vec<Vec<u64>> {
-            v.iter().map(|r| r.iter().map(|x| x.to_bits()).collect()).collect()
+            v.iter()
+                .map(|r| r.iter().map(|x| x.to_bits()).collect())
+                .collect()
         };
         assert_eq!(bits(&got), bits(&want), "{sys}: restarted run");
         assert_eq!(r.sim.x, fresh.sim.x, "{sys}: final state");
@@ -106,7 +107,9 @@ fn restart_refuses_a_state_of_the_wrong_size() {
         dt: 0.01,
         ..RunSpec::default()
     };
-    let c = dyn_jit::compile_lean(&f, &spec).expect("spec").expect("jit");
+    let c = dyn_jit::compile_lean(&f, &spec)
+        .expect("spec")
+        .expect("jit");
     let mut r = dyn_jit::Runner::new(&c, &f, &spec, None).expect("runner");
     assert!(r.restart(&[1.0], None).is_err());
     assert!(r.restart(&[1.0, 2.0], Some(&[vec![0.0]])).is_err());
