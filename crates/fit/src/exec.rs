@@ -114,13 +114,13 @@ impl Exec {
         &self,
         params: &[f64],
         x0: &[f64],
-        rows: Option<Vec<Vec<f64>>>,
+        rows: Option<&[Vec<f64>]>,
         steps: u64,
         row: &mut dyn FnMut(u64, &[f64]),
     ) -> Result<Vec<f64>, RunError> {
         let mut spec = self.spec.clone();
         if let (Some(st), Some(rows)) = (spec.stream.as_mut(), rows) {
-            st.rows = rows;
+            st.rows = rows.to_vec();
         }
         spec.steps = Some(steps);
         let record = !self.probes.is_empty();
@@ -183,7 +183,7 @@ impl Session<'_> {
         &mut self,
         params: &[f64],
         x0: &[f64],
-        rows: Option<Vec<Vec<f64>>>,
+        rows: Option<&[Vec<f64>]>,
         steps: u64,
         row: &mut dyn FnMut(u64, &[f64]),
     ) -> Result<Vec<f64>, RunError> {
@@ -195,13 +195,13 @@ impl Session<'_> {
         };
         let r = match &mut self.runner {
             Some(r) => {
-                r.restart(x0, rows.as_deref())?;
+                r.restart(x0, rows)?;
                 r
             }
             None => {
                 let mut spec = ex.spec.clone();
                 if let (Some(st), Some(rows)) = (spec.stream.as_mut(), rows) {
-                    st.rows = rows;
+                    st.rows = rows.to_vec();
                 }
                 spec.steps = Some(steps);
                 self.runner

@@ -306,31 +306,31 @@ impl Problem {
         // Backward, segment by segment.
         let mut adj = vec![0.0; nx + np + 1];
         let zero_mu = vec![0.0; self.n_cols.max(1)];
+        // The segment's states (state and time, `nx + 1` a row) and the adjoint's input rows,
+        // reused from segment to segment.
+        let mut xs: Vec<f64> = Vec::new();
+        let mut rows: Vec<Vec<f64>> = Vec::new();
         for (j, &(a, b)) in segs.iter().enumerate().rev() {
-            let mut xs: Vec<Vec<f64>> = Vec::with_capacity((b - a) as usize);
+            xs.clear();
             self.segment_run(
                 &mut phi_x,
                 params,
                 &checkpoints[j],
                 (a, b),
-                &mut |_, vals| {
-                    xs.push(vals[..nx + 1].to_vec());
-                },
+                &mut |_, vals| xs.extend_from_slice(&vals[..nx + 1]),
             )?;
-            let rows: Vec<Vec<f64>> = (a..b)
-                .rev()
-                .map(|k| {
-                    let xk = &xs[(k - a) as usize];
-                    let mut w = Vec::with_capacity(nx + np + 1 + zero_mu.len());
-                    w.extend_from_slice(&xk[..nx]);
-                    w.extend_from_slice(params);
-                    w.push(xk[nx]);
-                    w.extend_from_slice(mus.get(&k).unwrap_or(&zero_mu));
-                    w
-                })
-                .collect();
+            let len = (b - a) as usize;
+            rows.resize_with(len, Vec::new);
+            for (w, k) in rows.iter_mut().zip((a..b).rev()) {
+                let xk = &xs[(k - a) as usize * (nx + 1)..][..nx + 1];
+                w.clear();
+                w.extend_from_slice(&xk[..nx]);
+                w.extend_from_slice(params);
+                w.push(xk[nx]);
+                w.extend_from_slice(mus.get(&k).unwrap_or(&zero_mu));
+            }
             adj = adj_run
-                .run(&[], &adj, Some(rows), b - a, &mut |_, _| {})
+                .run(&[], &adj, Some(&rows[..len]), b - a, &mut |_, _| {})
                 .map_err(FitError::Run)?;
         }
         Ok(Gradient {
