@@ -45,7 +45,7 @@ impl Exec {
         let jit = match backend {
             Backend::Interp => None,
             Backend::Auto | Backend::Jit => {
-                match dyn_jit::compile(&flat, &spec).map_err(|e| format!("{e:?}"))? {
+                match dyn_jit::compile_lean(&flat, &spec).map_err(|e| format!("{e:?}"))? {
                     Ok(c) => Some(c),
                     Err(why) if backend == Backend::Jit => {
                         return Err(format!("the JIT does not support this model: {why}"));
@@ -67,39 +67,63 @@ impl Exec {
         self.jit.is_some()
     }
 
-    /// Runs `steps` steps from state `x0` with params `params` (and the input rows `rows`,
-    /// one a step), calling `row(k, values)` for the recorded values after `k` steps,
-    /// `k = 0..=steps` (only when something is recorded). Returns the final state.
-    pub fn run(
+    /// A session of runs of this program: on the JIT, one [`dyn_jit::Runner`] made on the
+    /// first run and restarted for the next ones (no new buffers, no interpreter evaluation
+    /// of the initial signals per run).
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            exec: self,
+            runner: None,
+        }
+    }
+
+    /// The probes of the recordable quantities `names` of this program.
+    pub fn probes_of(&self, names: &[String]) -> Result<Vec<Probe>, String> {
+        let spec = RunSpec {
+            record: names.to_vec(),
+            ..self.spec.clone()
+        };
+        let (_, probes) = recorded(&self.flat, &spec).map_err(|e| format!("{e:?}"))?;
+        Ok(probes)
+    }
+
+    /// The values of `probes` at state `x` and params `params`, by the interpreter (which
+    /// the JIT equals to the bit).
+    pub fn values_at(
+        &self,
+        params: &[f64],
+        x: &[f64],
+        probes: &[Probe],
+    ) -> Result<Vec<f64>, RunError> {
+        let mut sim = Sim::new(&self.flat, &self.spec)?;
+        sim.x.copy_from_slice(x);
+        sim.m.params.copy_from_slice(params);
+        sim.set_tick(0)?;
+        sim.m.signals(&sim.x, &sim.inputs)?;
+        Ok(probes
+            .iter()
+            .map(|p| match p {
+                Probe::State(i) => sim.x[*i],
+                Probe::Signal(i) => sim.m.sig[*i],
+            })
+            .collect())
+    }
+
+    /// A run on the interpreter (see [`Session::run`]).
+    fn interp_run(
         &self,
         params: &[f64],
         x0: &[f64],
-        rows: Option<Vec<Vec<f64>>>,
+        rows: Option<&[Vec<f64>]>,
         steps: u64,
         row: &mut dyn FnMut(u64, &[f64]),
     ) -> Result<Vec<f64>, RunError> {
         let mut spec = self.spec.clone();
         if let (Some(st), Some(rows)) = (spec.stream.as_mut(), rows) {
-            st.rows = rows;
+            st.rows = rows.to_vec();
         }
         spec.steps = Some(steps);
         let record = !self.probes.is_empty();
-        // A run of no steps records only the initial row, which the driver writes on its
-        // first call: the interpreter gives it.
-        if let Some(c) = &self.jit
-            && steps > 0
-        {
-            let mut r = dyn_jit::Runner::new(c, &self.flat, &spec, Some(x0))?;
-            r.sim.m.params.copy_from_slice(params);
-            let mut k = 0u64;
-            r.advance(steps, &mut |_, vals| {
-                if record {
-                    row(k, vals);
-                }
-                k += 1;
-            })?;
-            return Ok(r.sim.x.clone());
-        }
         let mut sim = Sim::new(&self.flat, &spec)?;
         sim.x.copy_from_slice(x0);
         sim.m.params.copy_from_slice(params);
@@ -142,5 +166,57 @@ impl Exec {
             emit(&mut sim, k)?;
         }
         Ok(sim.x)
+    }
+}
+
+/// Runs of one [`Exec`] that reuse one JIT runner (see [`Exec::session`]).
+pub(crate) struct Session<'a> {
+    exec: &'a Exec,
+    runner: Option<dyn_jit::Runner<'a, 'a>>,
+}
+
+impl Session<'_> {
+    /// Runs `steps` steps from state `x0` with params `params` (and the input rows `rows`,
+    /// one a step), calling `row(k, values)` for the recorded values after `k` steps,
+    /// `k = 0..=steps` (only when something is recorded). Returns the final state.
+    pub fn run(
+        &mut self,
+        params: &[f64],
+        x0: &[f64],
+        rows: Option<&[Vec<f64>]>,
+        steps: u64,
+        row: &mut dyn FnMut(u64, &[f64]),
+    ) -> Result<Vec<f64>, RunError> {
+        let ex = self.exec;
+        // A run of no steps records only the initial row, which the driver writes on its
+        // first call: the interpreter gives it.
+        let Some(c) = ex.jit.as_ref().filter(|_| steps > 0) else {
+            return ex.interp_run(params, x0, rows, steps, row);
+        };
+        let r = match &mut self.runner {
+            Some(r) => {
+                r.restart(x0, rows)?;
+                r
+            }
+            None => {
+                let mut spec = ex.spec.clone();
+                if let (Some(st), Some(rows)) = (spec.stream.as_mut(), rows) {
+                    st.rows = rows.to_vec();
+                }
+                spec.steps = Some(steps);
+                self.runner
+                    .insert(dyn_jit::Runner::new(c, &ex.flat, &spec, Some(x0))?)
+            }
+        };
+        r.sim.m.params.copy_from_slice(params);
+        let record = !ex.probes.is_empty();
+        let mut k = 0u64;
+        r.advance(steps, &mut |_, vals| {
+            if record {
+                row(k, vals);
+            }
+            k += 1;
+        })?;
+        Ok(r.sim.x.clone())
     }
 }

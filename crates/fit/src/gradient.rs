@@ -10,7 +10,7 @@
 //!
 //! Memory: `O((N/S + S)·n)` instead of `O(N·n)`; time: two forward runs and one adjoint run.
 
-use crate::exec::{Backend, Exec};
+use crate::exec::{Backend, Exec, Session};
 use crate::synth::{self, Integrator, Model};
 use crate::{Data, FitError};
 use dyn_interp::run::{Probe, RunSpec, Sim, probes};
@@ -23,6 +23,12 @@ pub struct Problem {
     model: Model,
     integ: Integrator,
     phi: Exec,
+    /// The step system recording states and time only: the backward sweep's recomputation
+    /// (a record of states alone computes no signals, so a step evaluates the model once).
+    phi_x: Exec,
+    /// The step system's out ports `y{c}`: the recorded quantities at the last row, which no
+    /// step's lagged states hold.
+    y_probes: Vec<Probe>,
     adj: Exec,
     n_cols: usize,
     /// Step of the last observation: the horizon.
@@ -106,13 +112,23 @@ impl Problem {
         let synth_err = |d| FitError::Model(d);
         let phi_prog = synth::step_system(&model, integ, &cols).map_err(synth_err)?;
         let phi_flat = flatten(phi_prog).map_err(synth_err)?;
-        let phi = Exec::new(
-            phi_flat,
-            synth::step_record(&model, cols.len()),
+        let phi_x = Exec::new(
+            phi_flat.clone(),
+            synth::step_record(&model, 0, true),
             None,
             backend,
         )
         .map_err(FitError::Setting)?;
+        let phi = Exec::new(
+            phi_flat,
+            synth::step_record(&model, cols.len(), true),
+            None,
+            backend,
+        )
+        .map_err(FitError::Setting)?;
+        let y_probes = phi
+            .probes_of(&synth::step_record(&model, cols.len(), false)[model.states.len() + 1..])
+            .map_err(FitError::Setting)?;
         let adj_prog = synth::adjoint_system(&model, integ, &cols).map_err(synth_err)?;
         let adj_flat = flatten(adj_prog).map_err(synth_err)?;
         let adj = Exec::new(
@@ -127,6 +143,8 @@ impl Problem {
             model,
             integ,
             phi,
+            phi_x,
+            y_probes,
             adj,
             n_cols: cols.len(),
             steps,
@@ -168,26 +186,65 @@ impl Problem {
     fn start(&self, x0: &[f64]) -> Vec<f64> {
         let mut x = x0.to_vec();
         x.push(0.0);
+        x.extend(std::iter::repeat_n(0.0, self.n_cols));
         x
     }
 
-    /// Runs a segment from `x` (state and time) over rows `[a, b)`, calling `row(k, values)`
-    /// for each; returns the state at row `b` (or at the last row for the last segment).
-    fn segment_run(
+    /// The forward sweep over rows `[a, b)` from `x` (the step system's state): calls
+    /// `row(k, values)` for each row with the state, the time and the recorded quantities
+    /// `y(x_k)` — from the lagged states of row `k + 1`, or, at the last row `N`, from the
+    /// step system's out ports at `x_N` (by the interpreter, once a sweep). Returns the
+    /// step system's state at row `b` (or at `N` for the last segment).
+    fn forward_segment(
         &self,
+        phi: &mut Session,
         params: &[f64],
         x: &[f64],
         (a, b): (u64, u64),
         row: &mut dyn FnMut(u64, &[f64]),
     ) -> Result<Vec<f64>, FitError> {
         let steps = b.min(self.steps) - a;
-        self.phi
+        let nt = self.model.n_state + 1;
+        let mut prev: Vec<f64> = Vec::new();
+        let end = phi
             .run(params, x, None, steps, &mut |k, vals| {
-                if a + k < b {
-                    row(a + k, vals);
+                if k > 0 {
+                    prev[nt..].copy_from_slice(&vals[nt..]);
+                    row(a + k - 1, &prev);
                 }
+                prev.clear();
+                prev.extend_from_slice(vals);
             })
-            .map_err(FitError::Run)
+            .map_err(FitError::Run)?;
+        if b > self.steps {
+            let y = self
+                .phi
+                .values_at(params, &end, &self.y_probes)
+                .map_err(FitError::Run)?;
+            let mut last = end[..nt].to_vec();
+            last.extend(y);
+            row(self.steps, &last);
+        }
+        Ok(end)
+    }
+
+    /// Runs a segment from `x` (state and time) over rows `[a, b)`, calling `row(k, values)`
+    /// for each; returns the state at row `b` (or at the last row for the last segment).
+    fn segment_run(
+        &self,
+        phi: &mut Session,
+        params: &[f64],
+        x: &[f64],
+        (a, b): (u64, u64),
+        row: &mut dyn FnMut(u64, &[f64]),
+    ) -> Result<Vec<f64>, FitError> {
+        let steps = b.min(self.steps) - a;
+        phi.run(params, x, None, steps, &mut |k, vals| {
+            if a + k < b {
+                row(a + k, vals);
+            }
+        })
+        .map_err(FitError::Run)
     }
 
     /// The loss's contribution of row `k` with recorded values `vals`, and its seeds `μ`.
@@ -213,8 +270,9 @@ impl Problem {
     pub fn loss(&self, params: &[f64], x0: &[f64]) -> Result<f64, FitError> {
         let mut x = self.start(x0);
         let mut loss = 0.0;
+        let mut phi = self.phi.session();
         for seg in self.segments() {
-            x = self.segment_run(params, &x, seg, &mut |k, vals| {
+            x = self.forward_segment(&mut phi, params, &x, seg, &mut |k, vals| {
                 loss += self.observe(k, vals, None);
             })?;
         }
@@ -231,9 +289,12 @@ impl Problem {
         let mut mus: HashMap<u64, Vec<f64>> = HashMap::new();
         let mut x = self.start(x0);
         let mut loss = 0.0;
+        let mut phi = self.phi.session();
+        let mut adj_run = self.adj.session();
+        let mut phi_x = self.phi_x.session();
         for &seg in &segs {
             checkpoints.push(x.clone());
-            x = self.segment_run(params, &x, seg, &mut |k, vals| {
+            x = self.forward_segment(&mut phi, params, &x, seg, &mut |k, vals| {
                 let mut mu = vec![];
                 let l = self.observe(k, vals, Some(&mut mu));
                 if !mu.is_empty() {
@@ -245,26 +306,31 @@ impl Problem {
         // Backward, segment by segment.
         let mut adj = vec![0.0; nx + np + 1];
         let zero_mu = vec![0.0; self.n_cols.max(1)];
+        // The segment's states (state and time, `nx + 1` a row) and the adjoint's input rows,
+        // reused from segment to segment.
+        let mut xs: Vec<f64> = Vec::new();
+        let mut rows: Vec<Vec<f64>> = Vec::new();
         for (j, &(a, b)) in segs.iter().enumerate().rev() {
-            let mut xs: Vec<Vec<f64>> = Vec::with_capacity((b - a) as usize);
-            self.segment_run(params, &checkpoints[j], (a, b), &mut |_, vals| {
-                xs.push(vals[..nx + 1].to_vec());
-            })?;
-            let rows: Vec<Vec<f64>> = (a..b)
-                .rev()
-                .map(|k| {
-                    let xk = &xs[(k - a) as usize];
-                    let mut w = Vec::with_capacity(nx + np + 1 + zero_mu.len());
-                    w.extend_from_slice(&xk[..nx]);
-                    w.extend_from_slice(params);
-                    w.push(xk[nx]);
-                    w.extend_from_slice(mus.get(&k).unwrap_or(&zero_mu));
-                    w
-                })
-                .collect();
-            adj = self
-                .adj
-                .run(&[], &adj, Some(rows), b - a, &mut |_, _| {})
+            xs.clear();
+            self.segment_run(
+                &mut phi_x,
+                params,
+                &checkpoints[j],
+                (a, b),
+                &mut |_, vals| xs.extend_from_slice(&vals[..nx + 1]),
+            )?;
+            let len = (b - a) as usize;
+            rows.resize_with(len, Vec::new);
+            for (w, k) in rows.iter_mut().zip((a..b).rev()) {
+                let xk = &xs[(k - a) as usize * (nx + 1)..][..nx + 1];
+                w.clear();
+                w.extend_from_slice(&xk[..nx]);
+                w.extend_from_slice(params);
+                w.push(xk[nx]);
+                w.extend_from_slice(mus.get(&k).unwrap_or(&zero_mu));
+            }
+            adj = adj_run
+                .run(&[], &adj, Some(&rows[..len]), b - a, &mut |_, _| {})
                 .map_err(FitError::Run)?;
         }
         Ok(Gradient {

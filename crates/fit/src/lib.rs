@@ -5,7 +5,7 @@
 //!   initial state slot, by reverse mode through the integrator's steps (Euler, RK4, or a
 //!   discrete model's `next`), with checkpointing.
 //! - `synth.rs`: the flattened model as one system ([`synth::Model`]), and the synthesised
-//!   step and adjoint-step systems (the adjoint by `dyn_ir::ad::grad`), which the Cranelift
+//!   step and adjoint-step systems (the adjoint by `dyn_ir::ad::grad_many`), which the Cranelift
 //!   JIT compiles like any model (the interpreter is the reference and the fallback).
 //! - [`fit`] (`fit.rs`): the fitted variables by name ([`Var`]), Adam and L-BFGS.
 //!

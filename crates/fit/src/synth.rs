@@ -1,6 +1,7 @@
 //! The flattened model as one system of scalar and tensor variables, and the two discrete
 //! systems synthesised from it: the *step* system (one integrator step as `next` updates) and
-//! the *adjoint step* system (the vector-Jacobian product of that step, by `dyn_ir::ad::grad`).
+//! the *adjoint step* system (the vector-Jacobian product of that step, by
+//! `dyn_ir::ad::grad_many`).
 //!
 //! [`Model::from_flat`] walks the flattened schedule and writes every signal of every element
 //! (lets, readouts, wire iterations) as a `let` of one system whose states are the model's
@@ -10,12 +11,16 @@
 //!
 //! [`step_system`] unrolls one step: Euler (`x + h·f(x)`), RK4 (the four stages as lets, the
 //! same operations in the same order as the interpreter's `fixed_step`) or a discrete `next`.
-//! The time is an extra state `t` advanced by `h` (1 for a discrete model).
+//! The time is an extra state `t` advanced by `h` (1 for a discrete model), and the recorded
+//! quantities of the state a step starts from are extra states `ylag{c}`, so that a run
+//! recording only states gives them (one row late) without evaluating the model twice a step.
 //!
-//! [`adjoint_system`] reads the step at the state and params packed into one input vector
-//! `w = (x, θ, t)` and writes `G = grad(Σ λ·x⁺(w) + Σ μ_c·y_c(w), w)`: one reverse sweep gives
-//! `(∂x⁺/∂x)ᵀλ + ∂ℓ/∂x` and `(∂x⁺/∂θ)ᵀλ + ∂ℓ/∂θ` together. Its states are `λ` (updated to the
-//! first part) and the accumulated parameter gradient (the second part added).
+//! [`adjoint_system`] reads the step at the state, params and time as inputs of their own
+//! (`w = (x, θ, t)`, one input per state and param) and writes
+//! `G = grad(Σ λ·x⁺(w) + Σ μ_c·y_c(w), w)` by one reverse sweep over all of them: it gives
+//! `(∂x⁺/∂x)ᵀλ + ∂ℓ/∂x` and `(∂x⁺/∂θ)ᵀλ + ∂ℓ/∂θ` together, and a scalar read of a state or
+//! param adds a scalar to its adjoint. Its states are `λ` (updated to the first part) and the
+//! accumulated parameter gradient (the second part added).
 
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_interp::run::{Method, Probe};
@@ -602,18 +607,23 @@ impl Model {
     }
 }
 
-/// Names of the step system's recorded columns, in order: every state slot (`x{i}` or
-/// `x{i}[j]`), the time `t`, then the recorded quantities `y{c}`.
-pub fn step_record(model: &Model, n_cols: usize) -> Vec<String> {
+/// Names of the step system's recorded columns, in order: every state slot (`x{i}`), the
+/// time `t`, then, with `lagged`, the states `ylag{c}` (the recorded quantities of the
+/// previous row), else the out ports `y{c}` (the recorded quantities of this row). Lagged
+/// columns are states, so a record computes no signals (`dyn_jit::compile_lean`): a step
+/// evaluates the model once.
+pub fn step_record(model: &Model, n_cols: usize, lagged: bool) -> Vec<String> {
     let mut v: Vec<String> = (0..model.states.len()).map(|i| format!("x{i}")).collect();
     v.push("t".into());
-    v.extend((0..n_cols).map(|c| format!("y{c}")));
+    let y = if lagged { "ylag" } else { "y" };
+    v.extend((0..n_cols).map(|c| format!("{y}{c}")));
     v
 }
 
-/// The step system: states `x{i}` (the model's, in buffer order) and `t`, params the model's
-/// (buffer order), out ports `y{c}` the quantities `cols` at the current state, `next` one
-/// step of `integ`.
+/// The step system: states `x{i}` (the model's, in buffer order), `t`, and `ylag{c}` (set
+/// by each step to the quantity `cols[c]` at the state the step starts from), params the
+/// model's (buffer order), out ports `y{c}` the quantities `cols` at the current state,
+/// `next` one step of `integ`.
 pub fn step_system(
     model: &Model,
     integ: Integrator,
@@ -653,6 +663,13 @@ pub fn step_system(
         state: nx as u32,
         value: add(Expr::State(nx as u32), Expr::Const(integ.h())),
     });
+    for (c, y) in step.cols.iter().enumerate() {
+        states.push((real_slot(format!("ylag{c}"), vec![]), Expr::Const(0.0)));
+        updates.push(Assign {
+            state: (nx + 1 + c) as u32,
+            value: y.clone(),
+        });
+    }
     let sys = System {
         name: "Step".into(),
         span: Span::default(),
@@ -687,9 +704,9 @@ pub fn step_system(
     })
 }
 
-/// The adjoint step's context for `grad`: its leaves' shapes, lets and fns.
+/// The adjoint step's context for `grad`: its leaves' shapes and kinds, lets and fns.
 struct AdjCx<'a> {
-    inputs: [Shape; 2],
+    inputs: Vec<(Shape, Kind)>,
     states: [Shape; 2],
     lets: &'a [(Slot, Expr)],
     fns: &'a [Function],
@@ -698,7 +715,7 @@ struct AdjCx<'a> {
 impl Context for AdjCx<'_> {
     fn leaf(&self, x: &Expr) -> Option<(Shape, Kind)> {
         match x {
-            Expr::Input(i) => Some((self.inputs.get(*i as usize)?.clone(), Kind::Real)),
+            Expr::Input(i) => self.inputs.get(*i as usize).cloned(),
             Expr::State(i) => Some((self.states.get(*i as usize)?.clone(), Kind::Real)),
             Expr::Let(l) => {
                 let (sl, _) = self.lets.get(*l as usize)?;
@@ -719,20 +736,61 @@ impl Context for AdjCx<'_> {
     }
 }
 
-/// The input columns of the adjoint step: `w[0..n_w]` (state, params, time) then
-/// `mu[0..n_cols]`.
-pub fn adjoint_columns(model: &Model, n_cols: usize) -> Vec<String> {
-    let nw = model.n_state + model.n_param + 1;
-    (0..nw)
-        .map(|j| format!("w[{j}]"))
-        .chain((0..n_cols).map(|c| format!("mu[{c}]")))
-        .collect()
+/// The adjoint step's inputs, one per model state (`x{i}`), one per model param (`p{i}`),
+/// the time `t` and the seeds `mu: Real[n_cols]`, and where each starts in an input row:
+/// a row is `w = (x_k, θ, t_k)` in flat buffer order, then `μ_k`. `None` if the model's
+/// states or params do not tile their flat buffers in order (the synthesis relies on it).
+fn adjoint_inputs(model: &Model, n_cols: usize) -> Option<Vec<(Slot, usize)>> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    for (i, (sl, off)) in model.states.iter().enumerate() {
+        if *off != at {
+            return None;
+        }
+        v.push((real_slot(format!("x{i}"), sl.shape.clone()), at));
+        at += slots(&sl.shape).max(1);
+    }
+    if at != model.n_state {
+        return None;
+    }
+    for (i, (sl, off)) in model.params.iter().enumerate() {
+        if *off + model.n_state != at {
+            return None;
+        }
+        let mut p = real_slot(format!("p{i}"), sl.shape.clone());
+        p.kind = sl.kind;
+        v.push((p, at));
+        at += slots(&sl.shape).max(1);
+    }
+    if at != model.n_state + model.n_param {
+        return None;
+    }
+    v.push((real_slot("t".into(), vec![]), at));
+    v.push((real_slot("mu".into(), vec![n_cols.max(1) as u64]), at + 1));
+    Some(v)
 }
 
-/// The adjoint step system (see the module doc). Inputs `w: Real[n_state + n_param + 1]`
-/// and `mu: Real[n_cols]`; states `lam: Real[n_state]` and `gth: Real[n_param + 1]`.
-/// One step at row `k` (inputs `x_k`, `θ`, `t_k`, `μ_k`) maps `λ_{k+1}` to `λ_k` and adds
-/// row `k`'s parameter terms to `gth`.
+/// The input columns of the adjoint step, in the order of an input row: the names of the
+/// adjoint step's inputs (`x0`, `x1[0]`, …, `p0`, …, `t`, `mu[0]`, …), one per slot of
+/// `w = (x, θ, t)` (flat buffer order) then of `μ`.
+pub fn adjoint_columns(model: &Model, n_cols: usize) -> Vec<String> {
+    let mut v = Vec::new();
+    for (sl, _) in adjoint_inputs(model, n_cols).unwrap_or_default() {
+        if sl.shape.is_empty() {
+            v.push(sl.name.clone());
+        } else {
+            v.extend((0..slots(&sl.shape)).map(|j| format!("{}[{j}]", sl.name)));
+        }
+    }
+    v
+}
+
+/// The adjoint step system (see the module doc). Inputs: the model's states and params as
+/// variables of their own (see [`adjoint_columns`]), the time, and `mu: Real[n_cols]`;
+/// states `lam: Real[n_state]` and `gth: Real[n_param + 1]`. One step at row `k` (inputs
+/// `x_k`, `θ`, `t_k`, `μ_k`) maps `λ_{k+1}` to `λ_k` and adds row `k`'s parameter terms to
+/// `gth`. The vector-Jacobian product is one reverse sweep of `ad::grad_many` with respect
+/// to every input but `mu`: a scalar read of a state or param adds a scalar to its adjoint.
 pub fn adjoint_system(
     model: &Model,
     integ: Integrator,
@@ -741,8 +799,8 @@ pub fn adjoint_system(
     let nx = model.n_state;
     let np = model.n_param;
     let nw = nx + np + 1;
-    let m = cols.len().max(1);
-    let w = Expr::Input(0);
+    let ns = model.states.len();
+    let npv = model.params.len();
     let bad_shape = || {
         unsupported(
             Span::default(),
@@ -750,22 +808,22 @@ pub fn adjoint_system(
             "use vectors or matrices",
         )
     };
+    let Some(inputs) = adjoint_inputs(model, cols.len()) else {
+        return Err(unsupported(
+            Span::default(),
+            "internal: the model's states or params do not tile their flat buffers in order",
+            "report this model",
+        ));
+    };
     let mut err = None;
-    let st = |i: usize| {
-        let (sl, off) = &model.states[i];
-        view(&w, *off, &sl.shape).unwrap_or(Expr::Const(f64::NAN))
-    };
-    let pa = |p: usize| {
-        let (sl, off) = &model.params[p];
-        // An Int or Bool param is an exact integer in `w`, read as it is (its gradient is
-        // not used).
-        view(&w, nx + *off, &sl.shape).unwrap_or(Expr::Const(f64::NAN))
-    };
+    let st = |i: usize| Expr::Input(i as u32);
+    let pa = |p: usize| Expr::Input((ns + p) as u32);
     let lv = Leaves {
         state: &st,
         param: &pa,
-        time: Expr::Index(Box::new(w.clone()), vec![Expr::Const((nx + np) as f64)]),
+        time: Expr::Input((ns + npv) as u32),
     };
+    let mu = Expr::Input((ns + npv + 1) as u32);
     let step = model.step(integ, &lv, cols)?;
     let lam = Expr::State(0);
     let mut e: Option<Expr> = None;
@@ -784,7 +842,7 @@ pub fn adjoint_system(
     }
     for (c, y) in step.cols.iter().enumerate() {
         push(mul(
-            Expr::Index(Box::new(Expr::Input(1)), vec![Expr::Const(c as f64)]),
+            Expr::Index(Box::new(mu.clone()), vec![Expr::Const(c as f64)]),
             y.clone(),
         ));
     }
@@ -794,12 +852,16 @@ pub fn adjoint_system(
     let e = e.unwrap_or(Expr::Const(0.0));
     let mut lets = step.lets;
     let cx = AdjCx {
-        inputs: [vec![nw as u64], vec![m as u64]],
+        inputs: inputs
+            .iter()
+            .map(|(sl, _)| (sl.shape.clone(), sl.kind))
+            .collect(),
         states: [vec![nx as u64], vec![(np + 1) as u64]],
         lets: &lets,
         fns: &model.fns,
     };
-    let g = ad::grad(&e, &w, &cx).map_err(|ad::AdError(msg, hint)| {
+    let wrts: Vec<Expr> = (0..=ns + npv).map(|i| Expr::Input(i as u32)).collect();
+    let g = ad::grad_many(&e, &wrts, &cx).map_err(|ad::AdError(msg, hint)| {
         let d = Diagnostic::new(
             codes::UNSUPPORTED,
             Span::default(),
@@ -825,10 +887,7 @@ pub fn adjoint_system(
         name: "Adjoint".into(),
         span: Span::default(),
         params: vec![],
-        inputs: vec![
-            real_slot("w".into(), vec![nw as u64]),
-            real_slot("mu".into(), vec![m as u64]),
-        ],
+        inputs: inputs.into_iter().map(|(sl, _)| sl).collect(),
         outputs: vec![],
         states: vec![
             (

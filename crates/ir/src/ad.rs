@@ -29,6 +29,10 @@
 //!    `let` slot is read from the slot (`Expr::Let`), so the backward pass reuses the forward
 //!    pass the system's schedule already computed.
 //!
+//! [`grad_many`] differentiates with respect to several variables at once: they are all
+//! leaves that depend, one reverse sweep gives every adjoint, and the result is their
+//! concatenation (an `Array` of scalars).
+//!
 //! `randn()` on the path from `expr` to `wrt` is refused: the expansion recomputes forward
 //! values, and a fresh sample would not be the one the forward pass drew.
 //!
@@ -91,6 +95,68 @@ const MAX_INLINE: u32 = 24;
 /// `grad(e, wrt)` in context `cx`: the gradient of the Real scalar `e` with respect to the
 /// variable `wrt` (a `Param`, `State`, `Input`, `Let` or `Arg`).
 pub fn grad(e: &Expr, wrt: &Expr, cx: &dyn Context) -> Result<Expansion, AdError> {
+    let (key, wshape) = variable(wrt, cx, true)?;
+    let mut ad = Ad::new(cx, vec![key]);
+    let root = ad.build(e, None)?;
+    if !ad.nodes[root].shape.is_empty() {
+        return err("`grad` differentiates a scalar");
+    }
+    let adj = ad.adjoints(root)?;
+    let result = ad.adjoint_of(&adj, key, &wshape)?;
+    ad.emit(result)
+}
+
+/// The gradients of the Real scalar `e` with respect to several variables `wrts` at once,
+/// from one reverse sweep: a vector (`Real[n]`, `n` the total number of slots of the
+/// variables) holding each variable's gradient flattened row-major, one after the other.
+///
+/// It is what `grad` of `e` with respect to the variables packed into one vector would give,
+/// without reading them out of a vector: every read of a scalar variable adds a scalar to
+/// that variable's adjoint instead of a one-hot vector to the vector's. An Int or Bool
+/// variable (read as it is) gets a zero gradient.
+pub fn grad_many(e: &Expr, wrts: &[Expr], cx: &dyn Context) -> Result<Expansion, AdError> {
+    let mut vars = Vec::with_capacity(wrts.len());
+    for w in wrts {
+        vars.push(variable(w, cx, false)?);
+    }
+    let mut ad = Ad::new(cx, vars.iter().map(|(k, _)| *k).collect());
+    let root = ad.build(e, None)?;
+    if !ad.nodes[root].shape.is_empty() {
+        return err("`grad` differentiates a scalar");
+    }
+    let adj = ad.adjoints(root)?;
+    let mut items = Vec::new();
+    for (key, shape) in &vars {
+        let a = ad.adjoint_of(&adj, *key, shape)?;
+        let n: u64 = shape.iter().product();
+        for j in 0..n {
+            if shape.is_empty() {
+                items.push(a);
+                break;
+            }
+            let mut idx = Vec::with_capacity(shape.len() + 1);
+            idx.push(a);
+            let mut rest = j;
+            let mut ks = Vec::with_capacity(shape.len());
+            for d in shape.iter().rev() {
+                ks.push(rest % d);
+                rest /= d;
+            }
+            for k in ks.into_iter().rev() {
+                idx.push(ad.konst(k as f64));
+            }
+            items.push(ad.node(Op::Index, idx)?);
+        }
+    }
+    if items.is_empty() {
+        return err("`grad` of no variables");
+    }
+    let result = ad.node(Op::Array, items)?;
+    ad.emit(result)
+}
+
+/// The leaf of a variable and its shape; `real_only`: refuse an Int or Bool variable.
+fn variable(wrt: &Expr, cx: &dyn Context, real_only: bool) -> R<(Leaf, Shape)> {
     let key = match wrt {
         Expr::Param(i) => Leaf::Param(*i),
         Expr::State(i) => Leaf::State(*i),
@@ -102,34 +168,10 @@ pub fn grad(e: &Expr, wrt: &Expr, cx: &dyn Context) -> Result<Expansion, AdError
     let Some((wshape, wkind)) = cx.leaf(wrt) else {
         return err("the variable's shape is not known here");
     };
-    if wkind != Kind::Real {
+    if real_only && wkind != Kind::Real {
         return err("`grad` differentiates with respect to a Real variable");
     }
-    let mut ad = Ad {
-        cx,
-        nodes: Vec::new(),
-        memo: HashMap::new(),
-        wrt: key,
-        lets: HashMap::new(),
-        depth: 0,
-        randn: 0,
-    };
-    let root = ad.build(e, None)?;
-    if !ad.nodes[root].shape.is_empty() {
-        return err("`grad` differentiates a scalar");
-    }
-    let var = ad.memo.get(&(Op::Leaf(key), vec![])).copied();
-    let result = match var {
-        Some(v) if ad.nodes[root].dep => {
-            let adj = ad.reverse(root)?;
-            match adj.get(v).copied().flatten() {
-                Some(a) => ad.fit(a, &wshape)?,
-                None => ad.zeros(&wshape)?,
-            }
-        }
-        _ => ad.zeros(&wshape)?,
-    };
-    ad.emit(result)
+    Ok((key, wshape))
 }
 
 /// A leaf: a value read from the frame.
@@ -170,7 +212,7 @@ struct Node {
     args: Vec<usize>,
     shape: Shape,
     kind: Kind,
-    /// Depends differentiably on `wrt`.
+    /// Depends differentiably on one of the variables.
     dep: bool,
     /// A let whose slot holds this node's value.
     alias: Option<u32>,
@@ -180,7 +222,8 @@ struct Ad<'c> {
     cx: &'c dyn Context,
     nodes: Vec<Node>,
     memo: HashMap<(Op, Vec<usize>), usize>,
-    wrt: Leaf,
+    /// The variables differentiated with respect to.
+    wrt: Vec<Leaf>,
     /// Node of each let met (its inlined definition or its slot).
     lets: HashMap<u32, usize>,
     depth: usize,
@@ -191,7 +234,38 @@ fn broadcast(a: &Shape, b: &Shape) -> Shape {
     if a.is_empty() { b.clone() } else { a.clone() }
 }
 
-impl Ad<'_> {
+impl<'c> Ad<'c> {
+    fn new(cx: &'c dyn Context, wrt: Vec<Leaf>) -> Ad<'c> {
+        Ad {
+            cx,
+            nodes: Vec::new(),
+            memo: HashMap::new(),
+            wrt,
+            lets: HashMap::new(),
+            depth: 0,
+            randn: 0,
+        }
+    }
+
+    /// The adjoints of the nodes up to `root` (none if `root` does not depend on the
+    /// variables).
+    fn adjoints(&mut self, root: usize) -> R<Vec<Option<usize>>> {
+        if self.nodes[root].dep {
+            self.reverse(root)
+        } else {
+            Ok(vec![])
+        }
+    }
+
+    /// The adjoint of variable `key` (of shape `shape`), zeros if nothing flows to it.
+    fn adjoint_of(&mut self, adj: &[Option<usize>], key: Leaf, shape: &Shape) -> R<usize> {
+        let var = self.memo.get(&(Op::Leaf(key), vec![])).copied();
+        match var.and_then(|v| adj.get(v).copied().flatten()) {
+            Some(a) => self.fit(a, shape),
+            None => self.zeros(shape),
+        }
+    }
+
     // ------------------------------------------------------------------ forward graph
 
     fn build(&mut self, x: &Expr, sub: Option<&[usize]>) -> R<usize> {
@@ -292,7 +366,7 @@ impl Ad<'_> {
     /// A let: the variable itself, its inlined definition when that depends on `wrt` (the
     /// node then reads its value from the let's slot), or else its slot as a constant.
     fn let_node(&mut self, i: u32, x: &Expr) -> R<usize> {
-        if self.wrt == Leaf::Let(i) {
+        if self.wrt.contains(&Leaf::Let(i)) {
             return self.leaf(Leaf::Let(i), x, vec![]);
         }
         if let Some(n) = self.lets.get(&i) {
@@ -325,7 +399,7 @@ impl Ad<'_> {
         let Some((shape, kind)) = self.cx.leaf(x) else {
             return err("a value whose shape is not known here (a tensor of symbolic size?)");
         };
-        let dep = l == self.wrt && kind == Kind::Real;
+        let dep = kind == Kind::Real && self.wrt.contains(&l);
         self.push(key, shape, kind, dep)
     }
 

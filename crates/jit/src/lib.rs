@@ -105,7 +105,23 @@ pub fn compile(flat: &Flat, spec: &RunSpec) -> Result<Result<Compiled, Unsupport
         return Ok(Err(u));
     }
     let (names, probes) = dyn_interp::run::recorded(flat, spec)?;
-    Ok(build(flat, spec, names, probes))
+    Ok(build(flat, spec, names, probes, false))
+}
+
+/// As [`compile`], for callers that read only the recorded values: a record of states alone
+/// (and no events) then computes no signals, so a discrete step evaluates the model once
+/// instead of twice. The signal buffer after a run is then not the last record's (it holds
+/// the signals of the last step's start), which is why `dyn run`, `dyn build` and
+/// libraries, whose callers read signals, use [`compile`].
+pub fn compile_lean(
+    flat: &Flat,
+    spec: &RunSpec,
+) -> Result<Result<Compiled, Unsupported>, RunError> {
+    if let Err(u) = supported_run(flat, spec) {
+        return Ok(Err(u));
+    }
+    let (names, probes) = dyn_interp::run::recorded(flat, spec)?;
+    Ok(build(flat, spec, names, probes, true))
 }
 
 /// What [`emit_program`] made.
@@ -127,6 +143,19 @@ pub fn emit_program<M: Module>(
     spec: &RunSpec,
     probes: &[Probe],
     driver_name: &str,
+) -> Result<Emitted, Unsupported> {
+    emit_program_with(module, flat, spec, probes, driver_name, false)
+}
+
+/// [`emit_program`]; `lean_records`: a record of states alone computes no signals (see
+/// [`compile_lean`]).
+fn emit_program_with<M: Module>(
+    module: &mut M,
+    flat: &Flat,
+    spec: &RunSpec,
+    probes: &[Probe],
+    driver_name: &str,
+    lean_records: bool,
 ) -> Result<Emitted, Unsupported> {
     let mut cg = Gen::new(flat, module)?;
     // Small models: the model's code is emitted inline at every stage, without calls (then
@@ -209,6 +238,9 @@ pub fn emit_program<M: Module>(
     } else {
         None
     };
+    // Records read signals (or events read the signals computed before a record).
+    let record_signals =
+        !lean_records || n_events(flat) > 0 || probes.iter().any(|p| matches!(p, Probe::Signal(_)));
     // driver(x, p, s, work, rec, io)
     let mut dsig = sig5.clone();
     dsig.params.push(dsig.params[0]);
@@ -271,6 +303,11 @@ pub fn emit_program<M: Module>(
                         };
                     }
                 };
+                // Lean records: a record of states alone needs no signals (nor does the run
+                // after it: the next step computes the signals it reads).
+                if part == driver::Part::Record && !record_signals {
+                    return vec![];
+                }
                 match (inline, part) {
                     (_, driver::Part::Events) => {
                         let flags = b.ins().iadd_imm_s(work, flags_at);
@@ -320,6 +357,7 @@ fn build(
     spec: &RunSpec,
     names: Vec<String>,
     probes: Vec<Probe>,
+    lean_records: bool,
 ) -> Result<Compiled, Unsupported> {
     let mut fb = settings::builder();
     fb.set("opt_level", "speed").map_err(err)?;
@@ -334,7 +372,7 @@ fn build(
     jb.symbol("dyn_randn", shims::dyn_randn as *const u8);
     linalg::register(&mut jb);
     let mut module = JITModule::new(jb);
-    let emitted = emit_program(&mut module, flat, spec, &probes, "driver")?;
+    let emitted = emit_program_with(&mut module, flat, spec, &probes, "driver", lean_records)?;
     let drv_id = emitted.driver;
     module.finalize_definitions().map_err(err)?;
     let code = module.get_finalized_function(drv_id);

@@ -146,6 +146,57 @@ impl<'c, 'f> Runner<'c, 'f> {
         })
     }
 
+    /// Starts the run again from state `x0` at time 0, keeping the params (`sim.m.params`,
+    /// which the caller may change), the compiled code and the buffers: what [`Runner::new`]
+    /// does without building a new `Sim` (no interpreter evaluation unless the program has
+    /// events, whose conditions are then computed at `x0`). `rows`, when given, replaces the
+    /// input stream's rows (one a step, in the stream's columns). The noise generator goes
+    /// on where it was.
+    pub fn restart(&mut self, x0: &[f64], rows: Option<&[Vec<f64>]>) -> Result<(), RunError> {
+        let n = self.flat.n_state;
+        if x0.len() != n {
+            return Err(RunError::Setting(format!(
+                "an initial state of {} values for a model of {n} state slots",
+                x0.len()
+            )));
+        }
+        self.sim.x.copy_from_slice(x0);
+        if n_events(self.flat) > 0 {
+            let inputs = self.sim.inputs.clone();
+            self.sim.m.signals(&self.sim.x, &inputs)?;
+            let flags = self.sim.m.event_conditions(&self.sim.x)?;
+            for (k, f) in flags.iter().enumerate() {
+                self.work[WORK_BUFFERS * n.max(1) + k] = if *f { 1.0 } else { 0.0 };
+            }
+        }
+        if let Some(rows) = rows {
+            if self.stream_rows.is_none() {
+                return Err(RunError::Setting(
+                    "input rows for a program that reads no input stream".into(),
+                ));
+            }
+            let cols = self.sim.stream_columns();
+            self.table.clear();
+            for row in rows {
+                for c in cols {
+                    match row.get(*c) {
+                        Some(v) => self.table.push(*v),
+                        None => {
+                            return Err(RunError::Input(format!(
+                                "an input row of {} values for a stream of more columns",
+                                row.len()
+                            )));
+                        }
+                    }
+                }
+            }
+            self.stream_rows = Some(rows.len() as u64);
+        }
+        self.done = 0;
+        self.rows = 0;
+        Ok(())
+    }
+
     /// The time reached: records done × the recording interval (continuous), or steps done
     /// (discrete).
     pub fn time(&self) -> f64 {
