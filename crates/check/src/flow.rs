@@ -17,6 +17,7 @@
 //! are kept). This is what makes a Neural ODE block a learner like any other
 //! (`NeuralODE` in std.learn).
 
+use crate::build::{binary as bin, call_expr, let_item, real, var};
 use crate::modules::Module;
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_syntax::ast::*;
@@ -181,45 +182,6 @@ fn visit_exprs(k: &mut SysItemKind, f: &mut dyn FnMut(&mut Expr)) {
     }
 }
 
-fn var(name: &str, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Var(Ident {
-            name: name.to_string(),
-            span,
-        }),
-        span,
-    }
-}
-
-fn real(text: &str, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Real(text.to_string()),
-        span,
-    }
-}
-
-fn bin(op: BinOp, a: Expr, b: Expr, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
-        span,
-    }
-}
-
-fn let_item(name: &str, value: Expr, at: Span, span: Span) -> SysItem {
-    SysItem {
-        doc: None,
-        kind: SysItemKind::Let {
-            name: Ident {
-                name: name.to_string(),
-                span: at,
-            },
-            ty: None,
-            value,
-        },
-        span,
-    }
-}
-
 /// The lets of one `let name = flow(…)`.
 fn unroll(
     method: &str,
@@ -291,18 +253,9 @@ fn unroll(
         item_span,
     ));
     let call = |z: Expr| {
-        let mut a = vec![Arg {
-            name: None,
-            value: z,
-        }];
-        a.extend(extra.iter().map(|n| Arg {
-            name: None,
-            value: var(n, s),
-        }));
-        Expr {
-            kind: ExprKind::Call(Box::new(field.clone()), a),
-            span: s,
-        }
+        let mut a = vec![z];
+        a.extend(extra.iter().map(|n| var(n, s)));
+        call_expr(field.clone(), a, s)
     };
     let mut z = z0;
     for k in 0..steps {

@@ -27,6 +27,7 @@
 //! sees an ordinary system, and diagnostics about the derived code point at the learner's
 //! own lines.
 
+use crate::build::{binary, call, ident, item, real, var};
 use crate::modules::Module;
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_syntax::ast::*;
@@ -360,57 +361,6 @@ fn read_port(boxname: &Ident, index: Option<&Expr>, port: &str, span: Span) -> E
                 span,
             },
         ),
-        span,
-    }
-}
-
-fn var(name: &str, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Var(Ident {
-            name: name.to_string(),
-            span,
-        }),
-        span,
-    }
-}
-
-fn real(text: &str, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Real(text.to_string()),
-        span,
-    }
-}
-
-fn binary(op: BinOp, a: Expr, b: Expr, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
-        span,
-    }
-}
-
-fn call(f: &str, args: Vec<Expr>, span: Span) -> Expr {
-    Expr {
-        kind: ExprKind::Call(
-            Box::new(var(f, span)),
-            args.into_iter()
-                .map(|value| Arg { name: None, value })
-                .collect(),
-        ),
-        span,
-    }
-}
-
-fn ident(name: &str, span: Span) -> Ident {
-    Ident {
-        name: name.to_string(),
-        span,
-    }
-}
-
-fn item(kind: SysItemKind, span: Span) -> SysItem {
-    SysItem {
-        doc: None,
-        kind,
         span,
     }
 }

@@ -9,6 +9,7 @@
 // only add noise to code that is not on a hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod build;
 pub mod causality;
 pub mod checker;
 pub mod consteval;
