@@ -604,3 +604,44 @@ fn jit_reports_non_finite_state_like_the_interpreter() {
     );
     assert!(String::from_utf8_lossy(&j.stderr).contains("state `b.x` became NaN or infinite"));
 }
+
+/// Every code block tagged `dyn` in README.md and docs/*.md is a whole program that checks
+/// without errors (fragments are left untagged), so the documentation cannot rot.
+#[test]
+fn documentation_dyn_blocks_check() {
+    let tmp = std::env::temp_dir().join(format!("dyn-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut files = vec![repo().join("README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut checked = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("```dyn\n") {
+            let body = &rest[at + 7..];
+            let end = body.find("```").expect("a closed block");
+            let p = tmp.join(format!("block{checked}.dyn"));
+            std::fs::write(&p, &body[..end]).unwrap();
+            let o = dyn_cmd(&["check", p.to_str().unwrap()]);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}: block {}:\n{}\n{}",
+                f.display(),
+                checked,
+                &body[..end],
+                text_of(&o)
+            );
+            checked += 1;
+            rest = &body[end + 3..];
+        }
+    }
+    assert!(checked >= 3, "tagged blocks checked: {checked}");
+}
