@@ -5,7 +5,7 @@
 //! interpreter, stepping exactly as `dyn run` does, so both give the same numbers.
 
 use crate::Error;
-use dyn_interp::run::{DP_A, DP_B4, DP_B5, DP_C, Method, Probe, RunError, RunSpec, Sim};
+use dyn_interp::run::{Method, Probe, RunError, RunSpec, Sim};
 use dyn_ir::flat::Flat;
 use dyn_ir::system::{Kind, TimeKind, slots};
 
@@ -347,43 +347,6 @@ impl<'f> InterpRun<'f> {
         }
         Ok(())
     }
-
-    fn rhs(&mut self, t: f64, x: &[f64], dx: &mut [f64]) -> Result<(), RunError> {
-        self.sim.m.time = t;
-        let inputs = self.sim.inputs.clone();
-        self.sim.m.signals(x, &inputs)?;
-        self.sim.m.derivatives(x, dx)?;
-        Ok(())
-    }
-
-    /// One Dormand–Prince attempt: the 5th-order solution into `out`, the error norm back.
-    fn dp_step(&mut self, t: f64, x: &[f64], h: f64, out: &mut [f64]) -> Result<f64, RunError> {
-        let (rtol, atol) = (self.spec.rtol, self.spec.atol);
-        let n = x.len();
-        let mut k = vec![vec![0.0; n]; 7];
-        let mut tmp = vec![0.0; n];
-        for s in 0..7 {
-            for i in 0..n {
-                let mut acc = x[i];
-                for (j, kj) in k.iter().enumerate().take(s) {
-                    acc += h * DP_A[s][j] * kj[i];
-                }
-                tmp[i] = acc;
-            }
-            let mut ks = vec![0.0; n];
-            self.rhs(t + DP_C[s] * h, &tmp, &mut ks)?;
-            k[s] = ks;
-        }
-        let mut err = 0.0;
-        for i in 0..n {
-            let y5: f64 = x[i] + h * (0..7).map(|s| DP_B5[s] * k[s][i]).sum::<f64>();
-            let y4: f64 = x[i] + h * (0..7).map(|s| DP_B4[s] * k[s][i]).sum::<f64>();
-            out[i] = y5;
-            let sc = atol + rtol * x[i].abs().max(y5.abs());
-            err += ((y5 - y4) / sc).powi(2);
-        }
-        Ok(if n == 0 { 0.0 } else { (err / n as f64).sqrt() })
-    }
 }
 
 impl Run for InterpRun<'_> {
@@ -434,7 +397,14 @@ impl Run for InterpRun<'_> {
                     Method::Rk45 => {
                         let step = self.h.min(target - t);
                         let xs = self.sim.x.clone();
-                        let errn = self.dp_step(t, &xs, step, &mut out)?;
+                        let errn = self.sim.dp_step(
+                            t,
+                            &xs,
+                            step,
+                            &mut out,
+                            self.spec.rtol,
+                            self.spec.atol,
+                        )?;
                         if errn <= 1.0 || step < 1e-14 * t.abs().max(1.0) {
                             let prev = std::mem::replace(&mut self.sim.x, out.clone());
                             t += step;

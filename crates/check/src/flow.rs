@@ -22,6 +22,9 @@ use crate::modules::Module;
 use dyn_diag::{Diagnostic, Span, codes};
 use dyn_syntax::ast::*;
 
+/// The names of the flow forms (RK4, Euler), unless a module defines a fn of that name.
+pub const NAMES: [&str; 2] = ["flow", "flow_euler"];
+
 /// The most steps one `flow` unrolls.
 pub const MAX_STEPS: u64 = 1000;
 
@@ -35,10 +38,7 @@ pub fn expand(modules: &mut [Module], diags: &mut Vec<Diagnostic>) {
                 .iter()
                 .any(|it| matches!(&it.kind, ItemKind::Fn(f) if f.name.name == n))
         };
-        let names: Vec<&str> = ["flow", "flow_euler"]
-            .into_iter()
-            .filter(|n| !defines(n))
-            .collect();
+        let names: Vec<&str> = NAMES.into_iter().filter(|n| !defines(n)).collect();
         if names.is_empty() {
             continue;
         }
@@ -105,7 +105,7 @@ fn flow_call<'e>(e: &'e Expr, names: &[&str]) -> Option<(&'static str, &'e [Arg]
         return None;
     }
     Some((
-        if n.name == "flow" { "rk4" } else { "euler" },
+        if n.name == NAMES[0] { "rk4" } else { "euler" },
         args.as_slice(),
     ))
 }

@@ -1043,9 +1043,11 @@ impl<'m> Checker<'m> {
             for (p, _) in b.sys.iface.all_outs() {
                 // A learner's backward output `dx` is often unread (the first layer's).
                 let backward = learner
-                    && p.name
-                        .strip_prefix('d')
-                        .is_some_and(|x| b.sys.iface.all_ins().iter().any(|(q, _)| q.name == x));
+                    && b.sys
+                        .iface
+                        .all_ins()
+                        .iter()
+                        .any(|(q, _)| crate::learner::backward(&q.name) == p.name);
                 if !backward && !env.outs_read.contains(&(bi, p.name.clone())) {
                     self.report(
                         Diagnostic::new(codes::UNREAD_OUTPUT, b.span, format!("output `{}` of box `{}` is never read", p.name, b.name))

@@ -1,21 +1,8 @@
 //! Deeply interacting systems — composites whose wiring has its own state — run end to end:
 //! the examples' claims checked on both backends (which must agree to the bit).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dyn_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dyn"))
-        .args(args)
-        .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the dyn binary runs")
-}
+mod common;
+use common::dyn_cmd;
 
 /// Runs `args` on both backends, checks that they agree, and returns the header and rows.
 fn trace(args: &[&str]) -> (Vec<String>, Vec<Vec<f64>>) {

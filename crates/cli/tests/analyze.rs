@@ -4,29 +4,9 @@
 //! with exit code 2 for bad flags.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dyn_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dyn"))
-        .args(args)
-        .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the dyn binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::path::PathBuf;
+mod common;
+use common::{dyn_cmd, text};
 
 /// Runs `dyn analyze ARGS --json` and parses its output.
 fn json(args: &[&str]) -> Value {

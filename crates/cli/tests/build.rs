@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{repo, text};
 
 /// A directory for this test process's builds, and a runtime cache shared by its tests.
 fn scratch() -> &'static PathBuf {
@@ -28,14 +26,6 @@ fn dyn_cmd(args: &[&str]) -> Output {
         .env("DYN_CACHE_DIR", scratch().join("cache"))
         .output()
         .expect("the dyn binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Builds `file` (extra `dyn build` flags in `flags`) into the scratch directory as `name`.

@@ -1,21 +1,9 @@
 //! `dyn fit`: the Lotka–Volterra example recovers its params within 5 % (L-BFGS and Adam),
 //! initial states are fitted, and bad data, names and flags give clear errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dyn_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dyn"))
-        .args(args)
-        .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the dyn binary runs")
-}
+use std::process::Output;
+mod common;
+use common::dyn_cmd;
 
 fn text(o: &Output) -> (String, String) {
     (

@@ -4,29 +4,9 @@
 //! behave as documented.
 
 use dyn_interp::run::Stream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn dyn_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dyn"))
-        .args(args)
-        .current_dir(repo())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the dyn binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::Output;
+mod common;
+use common::{dyn_cmd, text};
 
 /// The header and the last row of a successful run's trace.
 fn last_row(o: &Output) -> (Vec<String>, Vec<f64>) {
@@ -48,10 +28,12 @@ fn last_row(o: &Output) -> (Vec<String>, Vec<f64>) {
     (header, last)
 }
 
-fn train_digits(epochs: &str, backend: &str) -> (Vec<String>, Vec<f64>) {
-    let o = dyn_cmd(&[
+/// `dyn run FILE` on the digits stream: `epochs` shuffled epochs of the training file, then
+/// the test file, on `backend`, with `extra` flags.
+fn digits(file: &str, epochs: &str, backend: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
         "run",
-        "examples/digits_mlp.dyn",
+        file,
         "--input",
         "examples/data/digits_train.csv",
         "--bind",
@@ -64,8 +46,13 @@ fn train_digits(epochs: &str, backend: &str) -> (Vec<String>, Vec<f64>) {
         "examples/data/digits_test.csv",
         "--backend",
         backend,
-    ]);
-    last_row(&o)
+    ];
+    args.extend_from_slice(extra);
+    dyn_cmd(&args)
+}
+
+fn train_digits(epochs: &str, backend: &str) -> (Vec<String>, Vec<f64>) {
+    last_row(&digits("examples/digits_mlp.dyn", epochs, backend, &[]))
 }
 
 /// The full training run of the example (10 epochs of 1,437 samples, then the 360 test
@@ -312,26 +299,12 @@ fn all_rows(o: &Output) -> Vec<Vec<f64>> {
 #[test]
 fn neuron_form_equals_matrix_form() {
     let run = |file: &str, backend: &str| {
-        all_rows(&dyn_cmd(&[
-            "run",
+        all_rows(&digits(
             file,
-            "--input",
-            "examples/data/digits_train.csv",
-            "--bind",
-            "x=p",
-            "--epochs",
             "1",
-            "--shuffle",
-            "1",
-            "--test",
-            "examples/data/digits_test.csv",
-            "--record",
-            "loss,acc",
-            "--every",
-            "1",
-            "--backend",
             backend,
-        ]))
+            &["--record", "loss,acc", "--every", "1"],
+        ))
     };
     let matrix = run("examples/digits_mlp.dyn", "interp");
     assert_eq!(matrix.len(), 1 + 1437 + 360);
@@ -358,24 +331,7 @@ fn neuron_form_equals_matrix_form() {
         "the loss fell over the epoch"
     );
     // The compiled runs end with the same figures as the interpreter's.
-    let fin = |file: &str, backend: &str| {
-        last_row(&dyn_cmd(&[
-            "run",
-            file,
-            "--input",
-            "examples/data/digits_train.csv",
-            "--bind",
-            "x=p",
-            "--epochs",
-            "1",
-            "--shuffle",
-            "1",
-            "--test",
-            "examples/data/digits_test.csv",
-            "--backend",
-            backend,
-        ]))
-    };
+    let fin = |file: &str, backend: &str| last_row(&digits(file, "1", backend, &[]));
     let reference = fin("examples/digits_neurons.dyn", "interp");
     assert_eq!(fin("examples/digits_neurons.dyn", "auto"), reference);
     assert_eq!(fin("examples/digits_mlp.dyn", "auto"), reference);

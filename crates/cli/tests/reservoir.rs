@@ -5,12 +5,10 @@
 //! `examples/esn_lorenz.dyn`.
 
 use dyn_interp::run::{RunError, RunSpec, run};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn flat(src: &str, system: &str) -> dyn_ir::flat::Flat {
     let stdlib = dyn_check::modules::Stdlib::Dir(repo().join("stdlib"));

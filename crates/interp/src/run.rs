@@ -541,7 +541,7 @@ impl<'f> Sim<'f> {
     }
 
     /// One Dormand–Prince step: the 5th-order solution into `out`, returns the error norm.
-    fn dp_step(
+    pub fn dp_step(
         &mut self,
         t: f64,
         x: &[f64],

@@ -293,7 +293,10 @@ pub fn completion(
         }
         out.push(item(n, Some(def), completion_kind(def.kind)));
     }
-    for b in dyn_check::expr::BUILTINS {
+    for b in dyn_check::expr::BUILTINS
+        .iter()
+        .chain(&dyn_check::flow::NAMES)
+    {
         if seen.insert(b.to_string()) {
             out.push(item(b, None, CompletionItemKind::FUNCTION));
         }

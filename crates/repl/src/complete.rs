@@ -45,48 +45,9 @@ pub const KEYWORDS: &[&str] = &[
     "false",
 ];
 
-/// Built-in types and functions.
-pub const BUILTINS: &[&str] = &[
-    "Real",
-    "Int",
-    "Bool",
-    "exp",
-    "log",
-    "sqrt",
-    "abs",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sinh",
-    "cosh",
-    "atan",
-    "floor",
-    "ceil",
-    "round",
-    "sigmoid",
-    "relu",
-    "min",
-    "max",
-    "pow",
-    "atan2",
-    "sum",
-    "dot",
-    "norm",
-    "len",
-    "real",
-    "int",
-    "randn",
-    "uniform",
-    "normal",
-    "flow",
-    "flow_euler",
-    "zeros",
-    "ones",
-    "solve",
-    "spectral_radius",
-    "eye",
-];
+/// Built-in types; the built-in functions are the checker's (`dyn_check::expr::BUILTINS`)
+/// and the forms unrolled before checking (`dyn_check::flow::NAMES`).
+pub const TYPES: &[&str] = &["Real", "Int", "Bool"];
 
 /// What completion knows about the session, refreshed after every definition.
 #[derive(Debug, Default, Clone)]
@@ -259,7 +220,9 @@ impl Index {
         }
         let mut all = KEYWORDS
             .iter()
-            .chain(BUILTINS)
+            .chain(TYPES)
+            .chain(dyn_check::expr::BUILTINS)
+            .chain(&dyn_check::flow::NAMES)
             .map(|s| s.to_string())
             .chain(self.names.iter().cloned());
         (start, pick(&mut all))
